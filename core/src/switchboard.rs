@@ -1,0 +1,1076 @@
+//! The state machine: events in (`open`, `handle_*`, application commands), actions out
+//! (`poll_action`), and the next deadline (`poll_timeout`).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use core::net::IpAddr;
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+use crate::action::{Action, CloseCode};
+use crate::auth::{AuthError, Verifier};
+use crate::config::Config;
+use crate::error::{DisconnectError, Gone, OpenError, PublishError};
+use crate::limits::TokenBucket;
+use crate::presence::{user_of_presence_pattern, PresenceChange};
+use crate::protocol::{
+    code, parse_client_message, server, validate_device_id, ClientMessage, Handshake,
+    HandshakeError, MessageType, Metadata, MAX_DEVICE_NAME_BYTES,
+};
+use crate::registry::{AuthState, ConnId, Connection, Registry, Session};
+use crate::time::{Instant, Now};
+use crate::timers::TimerQueue;
+use crate::topics::{presence_topic, Pattern, Topic, TopicTrie};
+
+/// Longest user id (`sub`) accepted, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 128;
+
+/// A data frame from a client, as the adapter received it (reassembled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A text message (valid UTF-8; the adapter reports invalid UTF-8 as a [`Violation`]).
+    Text(&'a str),
+    /// A binary message: not part of the protocol, answered with `error` 400.
+    Binary(&'a [u8]),
+}
+
+impl Frame<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Frame::Text(t) => t.len(),
+            Frame::Binary(b) => b.len(),
+        }
+    }
+}
+
+/// A transport-level fault that the adapter's WebSocket codec detected on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// A text frame that is not UTF-8: close 1007.
+    InvalidUtf8,
+    /// A message over `max_message_bytes` that the codec refused to buffer: close 1009.
+    MessageTooBig,
+}
+
+/// Counts for `/metrics` and `/api/stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Open connections, authenticated or not.
+    pub connections: usize,
+    /// Authenticated connections.
+    pub authenticated: usize,
+    /// Online users.
+    pub users: usize,
+    /// (pattern, connection) subscriptions.
+    pub subscriptions: usize,
+    /// Distinct subscribed patterns.
+    pub topics: usize,
+    /// Connections opened since start.
+    pub opened_total: u64,
+    /// `open` calls refused (per-IP limit, draining, bad handshake or token).
+    pub rejected_total: u64,
+    /// Zombies evicted since start.
+    pub evicted_total: u64,
+    /// Connections replaced by the session policy since start.
+    pub replaced_total: u64,
+    /// Data frames received since start.
+    pub frames_in_total: u64,
+    /// `Send` actions emitted since start.
+    pub sends_total: u64,
+}
+
+/// What the core knows of one connection, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionInfo<'a> {
+    id: ConnId,
+    conn: &'a Connection,
+}
+
+impl<'a> ConnectionInfo<'a> {
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+    /// The user, once authenticated.
+    pub fn user(&self) -> Option<&'a str> {
+        self.conn.session().map(|s| &*s.user)
+    }
+    /// The device id it is known by (auth message, handshake or token), once authenticated.
+    pub fn device(&self) -> Option<&'a str> {
+        self.conn.session().and_then(|s| s.device.as_deref())
+    }
+    /// Whether it has authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        self.conn.session().is_some()
+    }
+    /// The `deviceName` given at the handshake.
+    pub fn device_name(&self) -> Option<&'a str> {
+        self.conn.device_name.as_deref()
+    }
+    /// The `User-Agent` given at the handshake.
+    pub fn user_agent(&self) -> Option<&'a str> {
+        self.conn.user_agent.as_deref()
+    }
+    /// The client's IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.conn.ip
+    }
+    /// Wall-clock time of `open`, milliseconds since the Unix epoch.
+    pub fn connected_at_unix_millis(&self) -> u64 {
+        self.conn.connected_at_unix_millis
+    }
+    /// The patterns it is subscribed to, in no particular order.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.conn.subscriptions.iter().map(Pattern::as_str)
+    }
+}
+
+/// A verified identity, ready to be bound to a connection.
+struct Identity {
+    user: String,
+    device: Option<String>,
+    allowed_topics: Option<Arc<[Pattern]>>,
+    expires_at: Instant,
+}
+
+/// How a connection leaves.
+enum Leave {
+    /// The transport is gone already: nothing to tell the adapter.
+    Closed,
+    /// Close with this code (removal is immediate; the adapter performs the handshake).
+    Close(CloseCode, Cow<'static, str>),
+    /// Drop the transport without a close handshake.
+    Evict,
+    /// Replaced by a newer connection: close 4001, and no presence change (the newcomer takes
+    /// its place in the same step).
+    Replaced,
+}
+
+/// The connection manager: a deterministic state machine that performs no IO and reads no clock.
+///
+/// The drive contract: after every input (`open`, `handle_*`, a command), drain
+/// [`poll_action`](Self::poll_action) until it returns `None` and execute the actions in order,
+/// then sleep until [`poll_timeout`](Self::poll_timeout) and call
+/// [`handle_timeout`](Self::handle_timeout). Time must not go backwards; calling
+/// `handle_timeout` early is a harmless no-op.
+pub struct Switchboard {
+    config: Config,
+    verifier: Box<dyn Verifier>,
+    registry: Registry,
+    topics: TopicTrie<ConnId>,
+    timers: TimerQueue,
+    actions: VecDeque<Action>,
+    /// Stamp of the latest fan-out, for one delivery per connection.
+    delivery_seq: u64,
+    /// Set by `shutdown`: the drain deadline.
+    draining: Option<Instant>,
+    stopped: bool,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .field("draining", &self.draining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Switchboard {
+    /// A switchboard with no connections that verifies tokens with `verifier`.
+    pub fn new(config: Config, verifier: impl Verifier) -> Self {
+        Switchboard {
+            config,
+            verifier: Box::new(verifier),
+            registry: Registry::default(),
+            topics: TopicTrie::new(),
+            timers: TimerQueue::default(),
+            actions: VecDeque::new(),
+            delivery_seq: 0,
+            draining: None,
+            stopped: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- inputs from the transport -------------------------------------------------------
+
+    /// A transport connection completed its upgrade request. Returns its id, or why it must be
+    /// refused (answer the upgrade with [`OpenError::http_status`]). A valid handshake token
+    /// authenticates at once: `auth_success` is then its first frame.
+    pub fn open(
+        &mut self,
+        now: Now,
+        ip: IpAddr,
+        handshake: Handshake,
+    ) -> Result<ConnId, OpenError> {
+        let result = self.try_open(now, ip, handshake);
+        if result.is_err() {
+            self.stats.rejected_total += 1;
+        }
+        result
+    }
+
+    fn try_open(
+        &mut self,
+        now: Now,
+        ip: IpAddr,
+        handshake: Handshake,
+    ) -> Result<ConnId, OpenError> {
+        if self.draining.is_some() {
+            return Err(OpenError::Draining);
+        }
+        if self.registry.ip_count(ip) >= self.config.max_connections_per_ip {
+            return Err(OpenError::TooManyFromIp);
+        }
+        // The adapter parsed these already; checked again because `Handshake` is plain data.
+        if let Some(device) = &handshake.device {
+            validate_device_id(device)?;
+        }
+        if let Some(name) = &handshake.device_name {
+            if name.len() > MAX_DEVICE_NAME_BYTES {
+                return Err(HandshakeError::DeviceNameTooLong { len: name.len() }.into());
+            }
+        }
+        let identity = match handshake.token.as_deref() {
+            Some(token) => Some(self.verify(now, token)?),
+            None => None,
+        };
+        let t = now.instant;
+        let conn = Connection {
+            ip,
+            connected_at_unix_millis: now.unix_millis,
+            handshake_device: handshake.device.map(Into::into),
+            device_name: handshake.device_name.map(Into::into),
+            user_agent: handshake.user_agent.map(Into::into),
+            auth: AuthState::Pending {
+                deadline: t + self.config.auth_timeout,
+            },
+            subscriptions: Default::default(),
+            last_seen: t,
+            next_ping: t + self.config.ping_interval,
+            // Not scheduled yet: `rearm` below schedules it once its state is final.
+            timer_at: Instant::NEVER,
+            inbound: TokenBucket::full(t, self.config.message_burst),
+            delivery_stamp: 0,
+        };
+        let id = self.registry.insert(conn);
+        self.stats.opened_total += 1;
+        match identity {
+            Some(identity) => self.authenticate(now, id, identity, None, None),
+            None => self.rearm(id),
+        }
+        Ok(id)
+    }
+
+    /// A data frame arrived. Any frame is a sign of life; it is checked against the size and
+    /// rate limits, then parsed and answered per PROTOCOL.md.
+    pub fn handle_frame(&mut self, now: Now, id: ConnId, frame: Frame<'_>) {
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        conn.last_seen = conn.last_seen.max(now.instant);
+        self.stats.frames_in_total += 1;
+        if frame.len() > self.config.max_message_bytes {
+            self.leave(
+                now,
+                id,
+                Leave::Close(CloseCode::TOO_BIG, "message too big".into()),
+            );
+            return;
+        }
+        let (rate, burst) = (self.config.max_messages_per_sec, self.config.message_burst);
+        if !conn.inbound.try_take(now.instant, rate, burst) {
+            let reason = "rate limit exceeded".into();
+            self.leave(now, id, Leave::Close(CloseCode::RATE_LIMITED, reason));
+            return;
+        }
+        let authenticated = conn.session().is_some();
+        let text = match frame {
+            Frame::Text(text) => text,
+            Frame::Binary(_) => {
+                let msg = "binary frames are not supported: send JSON text";
+                self.reply_error(now, id, code::BAD_REQUEST, msg, None);
+                return;
+            }
+        };
+        let request = match parse_client_message(text) {
+            Ok(request) => request,
+            Err(e) => {
+                let id_echo = e.id.as_deref();
+                match e.message_type {
+                    Some(t)
+                        if !authenticated
+                            && !matches!(t, MessageType::Auth | MessageType::Ping) =>
+                    {
+                        self.reply_error(now, id, code::UNAUTHORIZED, "not authenticated", id_echo)
+                    }
+                    _ => {
+                        self.reply_error(now, id, code::BAD_REQUEST, &e.reason.to_string(), id_echo)
+                    }
+                }
+                return;
+            }
+        };
+        let reply_id = request.id.as_deref();
+        match request.message {
+            ClientMessage::Ping => {
+                let payload = server::pong(reply_id, now.unix_millis);
+                self.push_send(id, payload);
+            }
+            ClientMessage::Auth { token, device_id } => {
+                self.on_auth(now, id, &token, device_id.as_deref(), reply_id)
+            }
+            _ if !authenticated => {
+                self.reply_error(now, id, code::UNAUTHORIZED, "not authenticated", reply_id)
+            }
+            ClientMessage::Subscribe { topic } => self.on_subscribe(now, id, &topic, reply_id),
+            ClientMessage::Unsubscribe { topic } => self.on_unsubscribe(now, id, &topic, reply_id),
+            ClientMessage::Message {
+                topic,
+                data,
+                metadata,
+            } => self.on_publish(now, id, &topic, data, metadata.as_ref(), reply_id),
+        }
+    }
+
+    /// A WebSocket pong arrived: a sign of life.
+    pub fn handle_pong(&mut self, now: Now, id: ConnId) {
+        if let Some(conn) = self.registry.get_mut(id) {
+            conn.last_seen = conn.last_seen.max(now.instant);
+        }
+    }
+
+    /// The transport is gone (the peer closed, or a close the core asked for completed).
+    /// Idempotent: unknown and stale ids are ignored.
+    pub fn handle_closed(&mut self, now: Now, id: ConnId) {
+        self.leave(now, id, Leave::Closed);
+    }
+
+    /// The adapter's codec found a fault in the connection's input.
+    pub fn handle_violation(&mut self, now: Now, id: ConnId, violation: Violation) {
+        let (code, reason) = match violation {
+            Violation::InvalidUtf8 => (CloseCode::INVALID_PAYLOAD, "invalid utf-8"),
+            Violation::MessageTooBig => (CloseCode::TOO_BIG, "message too big"),
+        };
+        self.leave(now, id, Leave::Close(code, reason.into()));
+    }
+
+    /// The adapter reports a connection's unwritten outbound backlog; over
+    /// `max_outbound_bytes` the connection is closed with 4009.
+    pub fn handle_backlog(&mut self, now: Now, id: ConnId, queued_bytes: usize) {
+        if queued_bytes > self.config.max_outbound_bytes && self.registry.get(id).is_some() {
+            let reason = "slow consumer".into();
+            self.leave(now, id, Leave::Close(CloseCode::SLOW_CONSUMER, reason));
+        }
+    }
+
+    /// Does the work due at `now`: pings, zombie evictions, auth timeouts, token expiries, and
+    /// the drain deadline. Costs O(work due), never a scan of all connections.
+    pub fn handle_timeout(&mut self, now: Now) {
+        let t = now.instant;
+        while let Some((at, id)) = self.timers.pop_due(t) {
+            let Some(conn) = self.registry.get_mut(id) else {
+                continue; // the connection left
+            };
+            if conn.timer_at != at {
+                continue; // superseded by an earlier deadline that already ran
+            }
+            let leave = if t >= conn.last_seen + self.config.pong_timeout {
+                Some(Leave::Evict)
+            } else {
+                match &conn.auth {
+                    AuthState::Pending { deadline } if t >= *deadline => Some(Leave::Close(
+                        CloseCode::AUTH_TIMEOUT,
+                        "authentication timeout".into(),
+                    )),
+                    AuthState::Authenticated(s) if t >= s.expires_at => Some(Leave::Close(
+                        CloseCode::TOKEN_EXPIRED,
+                        "token expired".into(),
+                    )),
+                    _ => None,
+                }
+            };
+            if let Some(leave) = leave {
+                self.leave(now, id, leave);
+                continue;
+            }
+            if t >= conn.next_ping {
+                self.actions.push_back(Action::Ping { conn: id });
+                // After a long stall, ping once and resume the cadence from now.
+                conn.next_ping =
+                    (conn.next_ping + self.config.ping_interval).max(t + self.config.ping_interval);
+            }
+            conn.timer_at = next_deadline(conn, &self.config);
+            self.timers.schedule(conn.timer_at, id);
+        }
+        if let Some(deadline) = self.draining {
+            if !self.stopped && t >= deadline {
+                self.stopped = true;
+                self.actions.push_back(Action::Stop);
+            }
+        }
+    }
+
+    // ---- outputs ----------------------------------------------------------------------------
+
+    /// The next action for the adapter, in the order decided.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        let action = self.actions.pop_front()?;
+        if matches!(action, Action::Send { .. }) {
+            self.stats.sends_total += 1;
+        }
+        Some(action)
+    }
+
+    /// When `handle_timeout` next has work (possibly a little earlier: calling it then is a no-op).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let drain = self.draining.filter(|_| !self.stopped);
+        match (self.timers.next_deadline(), drain) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- application commands -------------------------------------------------------------
+
+    /// Pushes `{"type":"push","data":…}` to one connection.
+    pub fn send_to_connection(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        data: &RawValue,
+    ) -> Result<(), Gone> {
+        if self.registry.get(id).is_none() {
+            return Err(Gone);
+        }
+        let payload = server::push(data, now.unix_millis);
+        self.push_send(id, payload);
+        Ok(())
+    }
+
+    /// Pushes to every connection of a user on one device; returns how many it reached.
+    pub fn send_to_device(&mut self, now: Now, user: &str, device: &str, data: &RawValue) -> usize {
+        let targets: SmallVec<[ConnId; 4]> = self.device_connections(user, device).collect();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every connection of a user; returns how many it reached.
+    pub fn send_to_user(&mut self, now: Now, user: &str, data: &RawValue) -> usize {
+        let targets: SmallVec<[ConnId; 4]> = self.registry.user_conns(user).into();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every connection of each listed user (a user listed twice is reached once);
+    /// returns how many connections it reached.
+    pub fn send_to_users<'u>(
+        &mut self,
+        now: Now,
+        users: impl IntoIterator<Item = &'u str>,
+        data: &RawValue,
+    ) -> usize {
+        let mut targets: Vec<ConnId> = Vec::new();
+        for user in users {
+            targets.extend_from_slice(self.registry.user_conns(user));
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every authenticated connection; returns how many it reached.
+    pub fn broadcast(&mut self, now: Now, data: &RawValue) -> usize {
+        let payload = server::push(data, now.unix_millis);
+        let Self {
+            registry, actions, ..
+        } = self;
+        let mut n = 0;
+        for (id, conn) in registry.iter() {
+            if conn.session().is_some() {
+                actions.push_back(Action::Send {
+                    conn: id,
+                    payload: payload.clone(),
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Publishes to a concrete topic as the server (`metadata.senderId` = `"server"`); returns
+    /// how many connections it reached.
+    pub fn publish(
+        &mut self,
+        now: Now,
+        topic: &str,
+        data: &RawValue,
+        metadata: Option<&RawValue>,
+    ) -> Result<usize, PublishError> {
+        let topic = Topic::parse(topic)?;
+        if topic.is_presence() {
+            return Err(PublishError::ReservedTopic);
+        }
+        let metadata = metadata
+            .map(Metadata::from_json)
+            .transpose()
+            .map_err(|_| PublishError::InvalidMetadata)?;
+        let payload = server::message(
+            topic.as_str(),
+            data,
+            metadata.as_ref(),
+            "server",
+            now.unix_millis,
+        );
+        Ok(self.fan_out(&topic, payload))
+    }
+
+    /// Closes one connection with an application close code (1000, 1008 or 4000..=4999).
+    pub fn disconnect_connection(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), DisconnectError> {
+        if !code.is_application_code() {
+            return Err(DisconnectError::InvalidCode(code.0));
+        }
+        if self.registry.get(id).is_none() {
+            return Err(Gone.into());
+        }
+        self.leave(now, id, Leave::Close(code, reason.to_owned().into()));
+        Ok(())
+    }
+
+    /// Closes every connection of a user, or of one of its devices; returns how many it closed.
+    pub fn disconnect_user(
+        &mut self,
+        now: Now,
+        user: &str,
+        device: Option<&str>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<usize, DisconnectError> {
+        if !code.is_application_code() {
+            return Err(DisconnectError::InvalidCode(code.0));
+        }
+        let targets: SmallVec<[ConnId; 4]> = match device {
+            Some(device) => self.device_connections(user, device).collect(),
+            None => self.registry.user_conns(user).into(),
+        };
+        let reason: Cow<'static, str> = reason.to_owned().into();
+        for &id in &targets {
+            self.leave(now, id, Leave::Close(code, reason.clone()));
+        }
+        Ok(targets.len())
+    }
+
+    /// Starts a graceful drain: every connection is closed with 1001, new ones are refused, and
+    /// once `drain_deadline` passes `handle_timeout` emits [`Action::Stop`]. Idempotent.
+    pub fn shutdown(&mut self, _now: Now, drain_deadline: Instant) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(drain_deadline);
+        let online: Vec<Arc<str>> = self.registry.users().cloned().collect();
+        for id in self.registry.ids() {
+            if let Some(conn) = self.registry.remove(id) {
+                for pattern in &conn.subscriptions {
+                    self.topics.remove(pattern, id);
+                }
+                self.actions.push_back(Action::Close {
+                    conn: id,
+                    code: CloseCode::GOING_AWAY,
+                    reason: "server shutting down".into(),
+                });
+            }
+        }
+        // Everyone is leaving at once: no presence pushes to subscribers that are closing too,
+        // but the application hears that each user went offline.
+        for user in online {
+            self.actions.push_back(Action::Presence {
+                user,
+                online: false,
+                connections: 0,
+            });
+        }
+        self.timers.clear();
+    }
+
+    // ---- queries ------------------------------------------------------------------------------
+
+    /// A live connection and its metadata.
+    pub fn connection(&self, id: ConnId) -> Option<ConnectionInfo<'_>> {
+        self.registry
+            .get(id)
+            .map(|conn| ConnectionInfo { id, conn })
+    }
+
+    /// The user of a live, authenticated connection.
+    pub fn user_of(&self, id: ConnId) -> Option<&str> {
+        self.registry.get(id)?.session().map(|s| &*s.user)
+    }
+
+    /// A user's authenticated connections, oldest first.
+    pub fn user_connections(&self, user: &str) -> &[ConnId] {
+        self.registry.user_conns(user)
+    }
+
+    /// A user's authenticated connections on one device.
+    pub fn device_connections<'a>(
+        &'a self,
+        user: &str,
+        device: &'a str,
+    ) -> impl Iterator<Item = ConnId> + 'a {
+        let registry = &self.registry;
+        registry
+            .user_conns(user)
+            .iter()
+            .copied()
+            .filter(move |&id| {
+                registry
+                    .get(id)
+                    .and_then(Connection::session)
+                    .is_some_and(|s| s.device.as_deref() == Some(device))
+            })
+    }
+
+    /// Whether a user has at least one authenticated connection.
+    pub fn is_online(&self, user: &str) -> bool {
+        !self.registry.user_conns(user).is_empty()
+    }
+
+    /// Every online user, in no particular order.
+    pub fn online_users(&self) -> impl Iterator<Item = &str> + '_ {
+        self.registry.users().map(|u| &**u)
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
+    }
+
+    /// Current counts and totals.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.registry.len(),
+            authenticated: self.registry.authenticated_count(),
+            users: self.registry.user_count(),
+            subscriptions: self.topics.subscription_count(),
+            topics: self.topics.pattern_count(),
+            ..self.stats
+        }
+    }
+
+    // ---- protocol handlers ----------------------------------------------------------------
+
+    fn on_auth(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        token: &str,
+        device: Option<&str>,
+        reply_id: Option<&str>,
+    ) {
+        if self
+            .registry
+            .get(id)
+            .and_then(Connection::session)
+            .is_some()
+        {
+            self.reply_error(now, id, code::CONFLICT, "already authenticated", reply_id);
+            return;
+        }
+        if let Some(device) = device {
+            if let Err(e) = validate_device_id(device) {
+                self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id);
+                return;
+            }
+        }
+        match self.verify(now, token) {
+            Ok(identity) => self.authenticate(now, id, identity, device, reply_id),
+            Err(e) => {
+                let payload = server::auth_error(
+                    code::UNAUTHORIZED,
+                    &e.to_string(),
+                    reply_id,
+                    now.unix_millis,
+                );
+                self.push_send(id, payload);
+            }
+        }
+    }
+
+    fn on_subscribe(&mut self, now: Now, id: ConnId, topic: &str, reply_id: Option<&str>) {
+        let pattern = match Pattern::parse(topic) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        let Some(session) = conn.session() else {
+            return;
+        };
+        if let Some(allowed) = &session.allowed_topics {
+            if !allowed.iter().any(|claim| claim.covers(&pattern)) {
+                let msg = "topic not allowed by token";
+                return self.reply_error(now, id, code::FORBIDDEN, msg, reply_id);
+            }
+        }
+        if !conn.subscriptions.contains(&pattern) {
+            if conn.subscriptions.len() >= self.config.max_subscriptions {
+                let msg = format!(
+                    "too many subscriptions: at most {}",
+                    self.config.max_subscriptions
+                );
+                return self.reply_error(now, id, code::TOO_MANY, &msg, reply_id);
+            }
+            conn.subscriptions.insert(pattern.clone());
+            self.topics.insert(&pattern, id);
+        }
+        self.push_send(
+            id,
+            server::subscribed(pattern.as_str(), reply_id, now.unix_millis),
+        );
+        if let Some(user) = user_of_presence_pattern(&pattern) {
+            let count = self.registry.user_conns(&user).len();
+            self.push_send(
+                id,
+                server::presence(&user, count > 0, count, now.unix_millis),
+            );
+        }
+    }
+
+    fn on_unsubscribe(&mut self, now: Now, id: ConnId, topic: &str, reply_id: Option<&str>) {
+        let pattern = match Pattern::parse(topic) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        if !conn.subscriptions.remove(&pattern) {
+            return self.reply_error(
+                now,
+                id,
+                code::NOT_FOUND,
+                "not subscribed to this topic",
+                reply_id,
+            );
+        }
+        self.topics.remove(&pattern, id);
+        self.push_send(
+            id,
+            server::unsubscribed(pattern.as_str(), reply_id, now.unix_millis),
+        );
+    }
+
+    fn on_publish(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        topic: &str,
+        data: &RawValue,
+        metadata: Option<&Metadata<'_>>,
+        reply_id: Option<&str>,
+    ) {
+        let topic = match Topic::parse(topic) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        if topic.is_presence() {
+            return self.reply_error(
+                now,
+                id,
+                code::FORBIDDEN,
+                "presence topics are reserved",
+                reply_id,
+            );
+        }
+        let Some(session) = self.registry.get(id).and_then(Connection::session) else {
+            return;
+        };
+        if let Some(allowed) = &session.allowed_topics {
+            if !allowed.iter().any(|claim| claim.matches(&topic)) {
+                return self.reply_error(
+                    now,
+                    id,
+                    code::FORBIDDEN,
+                    "topic not allowed by token",
+                    reply_id,
+                );
+            }
+        }
+        let payload = server::message(
+            topic.as_str(),
+            data,
+            metadata,
+            &session.user,
+            now.unix_millis,
+        );
+        if let Some(reply_id) = reply_id {
+            self.push_send(id, server::ack(reply_id, now.unix_millis));
+        }
+        self.fan_out(&topic, payload);
+    }
+
+    // ---- mechanisms ---------------------------------------------------------------------------
+
+    /// Verifies a token and the claims every verifier must satisfy, against the wall clock given.
+    fn verify(&self, now: Now, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.verifier.verify(token, now.unix_millis)?;
+        if claims.sub.is_empty() || claims.sub.len() > MAX_USER_ID_BYTES {
+            return Err(AuthError::InvalidClaim {
+                claim: "sub",
+                reason: "must be a string of 1 to 128 bytes",
+            });
+        }
+        let leeway = u64::try_from(self.config.jwt_leeway.as_millis()).unwrap_or(u64::MAX);
+        if claims.is_expired(now.unix_millis, leeway) {
+            return Err(AuthError::Expired);
+        }
+        if let Some(device) = &claims.device {
+            if validate_device_id(device).is_err() {
+                return Err(AuthError::InvalidClaim {
+                    claim: "device",
+                    reason: "must be 1 to 64 characters of [A-Za-z0-9._:-]",
+                });
+            }
+        }
+        let allowed_topics = match &claims.topics {
+            None => None,
+            Some(topics) => Some(
+                topics
+                    .iter()
+                    .map(|t| Pattern::parse(t))
+                    .collect::<Result<Arc<[Pattern]>, _>>()
+                    .map_err(|_| AuthError::InvalidClaim {
+                        claim: "topics",
+                        reason: "must be an array of valid topic patterns",
+                    })?,
+            ),
+        };
+        let remaining = claims
+            .expires_at_millis(leeway)
+            .saturating_sub(now.unix_millis);
+        Ok(Identity {
+            expires_at: now.instant + Duration::from_millis(remaining),
+            user: claims.sub,
+            device: claims.device,
+            allowed_topics,
+        })
+    }
+
+    /// Binds a verified identity to a pending connection: applies the session policy, answers
+    /// `auth_success`, and announces the presence change.
+    fn authenticate(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        identity: Identity,
+        message_device: Option<&str>,
+        reply_id: Option<&str>,
+    ) {
+        let Some(conn) = self.registry.get(id) else {
+            return;
+        };
+        // Precedence: auth message, handshake, token; none = a device of its own.
+        let device: Option<Arc<str>> = message_device
+            .or(conn.handshake_device.as_deref())
+            .or(identity.device.as_deref())
+            .map(Arc::from);
+        let user: Arc<str> = match self.registry.user_key(&identity.user) {
+            Some(user) => user.clone(),
+            None => identity.user.into(),
+        };
+        let existing = self.registry.user_conns(&user);
+        let before = existing.len();
+        let registry = &self.registry;
+        let replaced = self.config.session_policy.replaced_by(
+            existing.iter().map(|&c| {
+                let device = registry
+                    .get(c)
+                    .and_then(Connection::session)
+                    .and_then(|s| s.device.as_deref());
+                (c, device)
+            }),
+            device.as_deref(),
+        );
+        for old in replaced {
+            self.leave(now, old, Leave::Replaced);
+        }
+        self.registry.authenticate(
+            id,
+            Session {
+                user: user.clone(),
+                device,
+                allowed_topics: identity.allowed_topics,
+                expires_at: identity.expires_at,
+            },
+        );
+        self.rearm(id);
+        let conn_id = id.to_string();
+        self.push_send(
+            id,
+            server::auth_success(&user, &conn_id, reply_id, now.unix_millis),
+        );
+        // A replacement is one step: the newcomer took the place of those it replaced.
+        let after = self.registry.user_conns(&user).len();
+        self.presence_changed(now, &user, PresenceChange { before, after });
+    }
+
+    /// Removes a connection from every index, tells the adapter what to do with its transport,
+    /// and announces the presence change.
+    fn leave(&mut self, now: Now, id: ConnId, how: Leave) {
+        let Some(conn) = self.registry.remove(id) else {
+            return;
+        };
+        for pattern in &conn.subscriptions {
+            self.topics.remove(pattern, id);
+        }
+        match how {
+            Leave::Closed => {}
+            Leave::Close(code, reason) => self.actions.push_back(Action::Close {
+                conn: id,
+                code,
+                reason,
+            }),
+            Leave::Evict => {
+                self.stats.evicted_total += 1;
+                self.actions.push_back(Action::Evict { conn: id });
+            }
+            Leave::Replaced => {
+                self.stats.replaced_total += 1;
+                self.actions.push_back(Action::Close {
+                    conn: id,
+                    code: CloseCode::SESSION_REPLACED,
+                    reason: "session replaced".into(),
+                });
+                return;
+            }
+        }
+        if let Some(session) = conn.session() {
+            let after = self.registry.user_conns(&session.user).len();
+            let change = PresenceChange {
+                before: after + 1,
+                after,
+            };
+            self.presence_changed(now, &session.user, change);
+        }
+    }
+
+    fn presence_changed(&mut self, now: Now, user: &Arc<str>, change: PresenceChange) {
+        if let Some(online) = change.transition() {
+            self.actions.push_back(Action::Presence {
+                user: user.clone(),
+                online,
+                connections: change.after,
+            });
+        }
+        if change.is_push() && !self.topics.is_empty() {
+            let payload = server::presence(user, change.after > 0, change.after, now.unix_millis);
+            self.fan_out(&presence_topic(user), payload);
+        }
+    }
+
+    /// Sends one shared payload to every connection with a pattern matching `topic`, once each.
+    fn fan_out(&mut self, topic: &Topic, payload: Bytes) -> usize {
+        self.delivery_seq += 1;
+        let seq = self.delivery_seq;
+        let Self {
+            topics,
+            registry,
+            actions,
+            ..
+        } = self;
+        let mut delivered = 0;
+        topics.for_each_match(topic, |id| {
+            if let Some(conn) = registry.get_mut(id) {
+                if conn.delivery_stamp != seq {
+                    conn.delivery_stamp = seq;
+                    actions.push_back(Action::Send {
+                        conn: id,
+                        payload: payload.clone(),
+                    });
+                    delivered += 1;
+                }
+            }
+        });
+        delivered
+    }
+
+    fn push_to(
+        &mut self,
+        now: Now,
+        targets: impl IntoIterator<Item = ConnId>,
+        data: &RawValue,
+    ) -> usize {
+        let mut targets = targets.into_iter().peekable();
+        if targets.peek().is_none() {
+            return 0;
+        }
+        let payload = server::push(data, now.unix_millis);
+        let mut n = 0;
+        for id in targets {
+            self.push_send(id, payload.clone());
+            n += 1;
+        }
+        n
+    }
+
+    fn push_send(&mut self, conn: ConnId, payload: Bytes) {
+        self.actions.push_back(Action::Send { conn, payload });
+    }
+
+    fn reply_error(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        code: u16,
+        message: &str,
+        reply_id: Option<&str>,
+    ) {
+        self.push_send(id, server::error(code, message, reply_id, now.unix_millis));
+    }
+
+    /// Moves a connection's timer earlier if its state now needs attention sooner.
+    fn rearm(&mut self, id: ConnId) {
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        let next = next_deadline(conn, &self.config);
+        if next < conn.timer_at {
+            conn.timer_at = next;
+            self.timers.schedule(next, id);
+        }
+    }
+}
+
+/// The earliest instant at which a connection needs attention: its next ping, the moment it
+/// becomes a zombie, its auth deadline or its token's expiry.
+fn next_deadline(conn: &Connection, config: &Config) -> Instant {
+    let due = conn.next_ping.min(conn.last_seen + config.pong_timeout);
+    match &conn.auth {
+        AuthState::Pending { deadline } => due.min(*deadline),
+        AuthState::Authenticated(session) => due.min(session.expires_at),
+    }
+}
