@@ -1,0 +1,2 @@
+//! The reference server (in progress).
+fn main() {}
