@@ -1,1 +1,63 @@
-//! The tokio adapter (in progress).
+//! `switchboard-tokio`: a thin tokio + tokio-tungstenite adapter for `switchboard-core`.
+//!
+//! It accepts sockets, reads request heads, upgrades WebSockets, moves frames between sockets
+//! and the core, executes the core's actions and owns the clock. Every decision (routing and
+//! HTTP statuses, the protocol, session policy, liveness, limits, the HTTP API) is the core's.
+//!
+//! One task, the driver, owns the core (no lock around it); one task per connection reads
+//! frames and writes what the driver queued for it, batched per wake-up. Outbound queues are
+//! bounded in bytes by the core, which closes a slow consumer with 4009.
+//!
+//! ```no_run
+//! # async fn serve() -> std::io::Result<()> {
+//! use switchboard_tokio::{Server, ServerConfig};
+//!
+//! let config = ServerConfig::new("127.0.0.1:9001".parse().unwrap(), "secret");
+//! let server = Server::bind(config).await?;
+//! let handle = server.handle();
+//! tokio::spawn(server.run());
+//! let data = serde_json::value::RawValue::from_string("{\"hello\":1}".into()).unwrap();
+//! let delivered = handle.send_to_user("alice", data).await;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod connection;
+mod driver;
+mod front;
+mod handle;
+mod outbound;
+mod server;
+mod sync;
+
+pub use handle::{ConnectionSnapshot, Handle, Stopped};
+pub use server::{raise_open_file_limit, Server};
+pub use switchboard_core::ServerConfig;
+
+use std::time::Duration;
+
+use switchboard_core::http::{OriginPolicy, TrustedProxies};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::driver::{ConnEvent, Control};
+use crate::sync::{Arc, AtomicUsize};
+
+/// Counters shared by the accept path, the connection tasks and the driver.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// WebSocket connections in their upgrade or open: capped by `max_connections`.
+    pub(crate) websockets: AtomicUsize,
+}
+
+/// What every socket task needs, shared.
+pub(crate) struct Context {
+    pub(crate) events: mpsc::Sender<ConnEvent>,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) allowed_origins: OriginPolicy,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) websocket: WebSocketConfig,
+}

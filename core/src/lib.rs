@@ -61,6 +61,7 @@ mod action;
 pub mod auth;
 mod config;
 mod error;
+pub mod http;
 mod limits;
 mod policy;
 mod presence;
@@ -72,7 +73,7 @@ mod timers;
 pub mod topics;
 
 pub use action::{Action, CloseCode};
-pub use config::Config;
+pub use config::{Config, ServerConfig};
 pub use error::{DisconnectError, Gone, OpenError, PublishError};
 pub use policy::SessionPolicy;
 pub use protocol::{Handshake, HandshakeError};

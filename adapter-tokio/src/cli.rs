@@ -1,0 +1,210 @@
+//! The command line of the `switchboard` binary: every setting of SPEC.md as a flag with a
+//! `SWITCHBOARD_*` environment fallback.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchboard_core::http::{OriginPolicy, TrustedProxies};
+use switchboard_core::{Config, SessionPolicy};
+use switchboard_tokio::ServerConfig;
+
+/// Switchboard: a WebSocket connection manager (reference server).
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Print a client token (HS256, signed with the server's secret), for trying things out.
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// How long the token is valid.
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        ttl: Duration,
+        /// A device id claim.
+        #[arg(long)]
+        device: Option<String>,
+        /// Topic patterns the token allows (comma-separated); absent: any topic.
+        #[arg(long, value_delimiter = ',')]
+        topics: Option<Vec<String>>,
+        /// The shared secret the server verifies tokens with.
+        #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum PolicyArg {
+    Single,
+    PerDevice,
+    Multi,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Address to listen on (WebSocket at /ws and the HTTP API).
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+    /// Shared HS256 secret for client tokens (required; there is no default).
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// HTTP API key; without it /api/* answers 401 to everyone.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Session policy: who a new connection replaces.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SESSION_POLICY",
+        value_enum,
+        default_value = "per-device"
+    )]
+    session_policy: PolicyArg,
+    /// Connections per user under the multi policy.
+    #[arg(long, env = "SWITCHBOARD_MAX_PER_USER", default_value_t = 16)]
+    max_per_user: usize,
+    /// Interval between WebSocket pings.
+    #[arg(long, env = "SWITCHBOARD_PING_INTERVAL", default_value = "30s", value_parser = duration)]
+    ping_interval: Duration,
+    /// Silence after which a connection is a zombie and is dropped.
+    #[arg(long, env = "SWITCHBOARD_PONG_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pong_timeout: Duration,
+    /// Time to authenticate before close 4008.
+    #[arg(long, env = "SWITCHBOARD_AUTH_TIMEOUT", default_value = "10s", value_parser = duration)]
+    auth_timeout: Duration,
+    /// Open connections per client IP.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 100
+    )]
+    max_connections_per_ip: u32,
+    /// Largest client message (reassembled) before close 1009.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_MESSAGE_BYTES",
+        default_value_t = 1_048_576
+    )]
+    max_message_bytes: usize,
+    /// Unwritten outbound backlog per connection before close 4009.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_OUTBOUND_BYTES",
+        default_value_t = 1_048_576
+    )]
+    max_outbound_bytes: usize,
+    /// Subscriptions per connection.
+    #[arg(long, env = "SWITCHBOARD_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
+    max_subscriptions: usize,
+    /// Inbound messages per second per connection (burst: twice that); 0 disables.
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGES_PER_SEC", default_value_t = 100)]
+    max_messages_per_sec: u32,
+    /// How long a graceful shutdown waits for clients.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    drain_timeout: Duration,
+    /// Clock-skew allowance for token expiry.
+    #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", default_value = "0s", value_parser = duration)]
+    jwt_leeway: Duration,
+    /// Time from TCP accept to a complete upgrade request.
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    handshake_timeout: Duration,
+    /// WebSocket connections before upgrades get 503 (default: open-file limit minus 64).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Comma-separated origins browsers may connect from (default: any).
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS")]
+    allowed_origins: Option<String>,
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
+    /// Redis URL for cluster mode (absent: embedded in-memory registry).
+    #[arg(long, env = "SWITCHBOARD_REDIS")]
+    redis: Option<String>,
+    /// Cluster mode: this node's name.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    node_id: Option<String>,
+    /// Cluster mode: how long a dead node's connections stay in presence.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_TTL", default_value = "15s", value_parser = duration)]
+    cluster_ttl: Duration,
+}
+
+/// The message for a missing secret, naming both ways to give it.
+pub(crate) const NO_SECRET: &str =
+    "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
+     (there is no built-in default)";
+
+impl ServerArgs {
+    /// The server's configuration, or why these flags cannot start one.
+    pub(crate) fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
+        if self.redis.is_some() {
+            return Err(
+                "cluster mode (--redis) is not available in this build yet; \
+                        run without --redis to use the embedded in-memory registry"
+                    .into(),
+            );
+        }
+        let secret = self.jwt_secret.filter(|s| !s.is_empty()).ok_or(NO_SECRET)?;
+        let session_policy = match self.session_policy {
+            PolicyArg::Single => SessionPolicy::Single,
+            PolicyArg::PerDevice => SessionPolicy::PerDevice,
+            PolicyArg::Multi if self.max_per_user == 0 => {
+                return Err("--max-per-user must be at least 1".into())
+            }
+            PolicyArg::Multi => SessionPolicy::Multi {
+                max_per_user: self.max_per_user,
+            },
+        };
+        let allowed_origins = match self.allowed_origins.as_deref() {
+            None => OriginPolicy::any(),
+            Some(list) => {
+                OriginPolicy::parse(list).map_err(|e| format!("--allowed-origins: {e}"))?
+            }
+        };
+        let trusted_proxies = match self.trusted_proxies.as_deref() {
+            None => TrustedProxies::default(),
+            Some(list) => {
+                TrustedProxies::parse(list).map_err(|e| format!("--trusted-proxies: {e}"))?
+            }
+        };
+        let max_connections = self.max_connections.unwrap_or_else(|| {
+            let limit = open_file_limit.unwrap_or(1024);
+            usize::try_from(limit.saturating_sub(64))
+                .unwrap_or(usize::MAX)
+                .max(1)
+        });
+        let mut config = ServerConfig::new(self.listen, secret);
+        config.core = Config {
+            session_policy,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+            auth_timeout: self.auth_timeout,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_message_bytes: self.max_message_bytes,
+            max_outbound_bytes: self.max_outbound_bytes,
+            max_subscriptions: self.max_subscriptions,
+            max_messages_per_sec: self.max_messages_per_sec,
+            message_burst: self.max_messages_per_sec.saturating_mul(2),
+            jwt_leeway: self.jwt_leeway,
+        };
+        config.api_key = self.api_key.filter(|k| !k.is_empty());
+        config.drain_timeout = self.drain_timeout;
+        config.handshake_timeout = self.handshake_timeout;
+        config.max_connections = max_connections;
+        config.allowed_origins = allowed_origins;
+        config.trusted_proxies = trusted_proxies;
+        let _ = (self.node_id, self.cluster_ttl); // cluster mode only
+        Ok(config)
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 30s, 500ms, 2m)"))
+}

@@ -1,0 +1,186 @@
+//! One task per WebSocket: frames in to the driver, queued frames out to the socket.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_core::{ConnId, Violation};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::driver::{ConnEvent, Inbound};
+use crate::outbound::{End, Outbound, Outgoing};
+use crate::sync::{Arc, Ordering};
+use crate::Shared;
+
+/// Bytes handed to the socket per flush: writes are batched per wake-up, and a slow consumer's
+/// discarded backlog is everything beyond the batch in flight.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+/// How long a closing connection waits for the peer's close frame before dropping it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A connection's outbound queue and the wake-up of its task.
+#[derive(Default)]
+pub(crate) struct Mailbox {
+    outbound: Outbound,
+    wake: Notify,
+}
+
+impl Mailbox {
+    pub(crate) fn push(&self, frame: Outgoing) -> usize {
+        let backlog = self.outbound.push(frame);
+        self.wake.notify_one();
+        backlog
+    }
+
+    pub(crate) fn end(&self, end: End, discard: bool) {
+        self.outbound.end(end, discard);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn backlog(&self) -> usize {
+        self.outbound.backlog()
+    }
+}
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Serves one upgraded connection until it ends; then tells the driver.
+pub(crate) async fn serve(
+    ws: Ws,
+    id: ConnId,
+    mailbox: Arc<Mailbox>,
+    events: mpsc::Sender<ConnEvent>,
+    shared: Arc<Shared>,
+) {
+    let end = exchange(ws, id, &mailbox, &events).await;
+    if let Some((mut ws, End::Close { code, reason })) = end {
+        close(&mut ws, code, reason).await;
+    }
+    shared.websockets.fetch_sub(1, Ordering::AcqRel);
+    let _ = events.send(ConnEvent::Closed(id)).await;
+}
+
+/// Moves frames both ways until the connection ends. Returns the socket when the core asked
+/// for a close handshake.
+async fn exchange(
+    ws: Ws,
+    id: ConnId,
+    mailbox: &Mailbox,
+    events: &mpsc::Sender<ConnEvent>,
+) -> Option<(Ws, End)> {
+    let (mut sink, mut stream) = ws.split();
+    let mut batch = Vec::new();
+    // Once the codec reported a fault, read no more: the core decides how to close.
+    let mut reading = true;
+    loop {
+        // Write everything queued, a batch per flush.
+        loop {
+            let (bytes, end) = mailbox.outbound.take(WRITE_BATCH_BYTES, &mut batch);
+            if batch.is_empty() {
+                match end {
+                    None => break,
+                    Some(End::Evict) => return None,
+                    Some(close) => return Some((sink.reunite(stream).ok()?, close)),
+                }
+            }
+            let write = async {
+                for frame in batch.drain(..) {
+                    sink.feed(message(frame)).await?;
+                }
+                sink.flush().await
+            };
+            let aborted = tokio::select! {
+                result = write => match result {
+                    Ok(()) => false,
+                    Err(_) => return None,
+                },
+                // A blocked write must not keep an evicted connection or a slow consumer.
+                _ = must_abort(mailbox) => true,
+            };
+            batch.clear();
+            mailbox.outbound.written(bytes);
+            if aborted {
+                return match mailbox.outbound.end_decided() {
+                    Some(close @ End::Close { .. }) => Some((sink.reunite(stream).ok()?, close)),
+                    _ => None,
+                };
+            }
+        }
+        tokio::select! {
+            _ = mailbox.wake.notified() => {}
+            frame = stream.next(), if reading => {
+                let event = match frame {
+                    Some(Ok(Message::Text(text))) => ConnEvent::Frame(id, Inbound::Text(text)),
+                    Some(Ok(Message::Binary(data))) => ConnEvent::Frame(id, Inbound::Binary(data)),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => ConnEvent::Alive(id),
+                    Some(Ok(Message::Frame(_))) => continue,
+                    Some(Err(WsError::Utf8)) => {
+                        reading = false;
+                        ConnEvent::Violation(id, Violation::InvalidUtf8)
+                    }
+                    Some(Err(WsError::Capacity(_))) => {
+                        reading = false;
+                        ConnEvent::Violation(id, Violation::MessageTooBig)
+                    }
+                    // The peer closed (tungstenite answers its close frame), or the socket failed.
+                    Some(Ok(Message::Close(_))) => {
+                        drain_close(&mut stream).await;
+                        return None;
+                    }
+                    Some(Err(_)) | None => return None,
+                };
+                if events.send(event).await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once a write in progress must be abandoned.
+async fn must_abort(mailbox: &Mailbox) {
+    loop {
+        if mailbox.outbound.must_abort() {
+            return;
+        }
+        mailbox.wake.notified().await;
+    }
+}
+
+/// Writes the close frame and waits briefly for the peer's, then lets the socket drop.
+async fn close(ws: &mut Ws, code: u16, reason: String) {
+    let frame = CloseFrame {
+        code: WsCloseCode::from(code),
+        reason: Utf8Bytes::from(reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if ws.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}
+
+/// After the peer's close frame: let tungstenite write its reply, briefly.
+async fn drain_close<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+}
+
+fn message(frame: Outgoing) -> Message {
+    match frame {
+        // SAFETY: the core serializes every payload with serde_json, which writes UTF-8 only
+        // (documented on `Action::Send`); checking again would cost a pass per recipient.
+        Outgoing::Text(bytes) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }),
+        Outgoing::Ping => Message::Ping(Default::default()),
+    }
+}

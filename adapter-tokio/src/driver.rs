@@ -1,0 +1,264 @@
+//! The driver: the one task that owns the core. Connection tasks and the `Handle` send it
+//! events; it feeds them to the core and executes the actions that come out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchboard_core::http::{self, ApiRequest, HttpResponse};
+use switchboard_core::{
+    Action, CloseCode, ConnId, Frame, Handshake, Now, OpenError, Switchboard, Violation,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+use tracing::{debug, info};
+
+use crate::clock::Clock;
+use crate::connection::Mailbox;
+use crate::outbound::{End, Outgoing};
+use crate::sync::{Arc, Ordering};
+use crate::Shared;
+
+/// Events from connection tasks: bounded, so that a flood of frames pushes back on readers.
+pub(crate) const EVENT_QUEUE: usize = 4096;
+/// Events handled per wake-up before the timers get a look.
+const EVENT_BATCH: usize = 512;
+
+/// A frame's payload as the socket delivered it.
+pub(crate) enum Inbound {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+/// What a connection task tells the driver.
+pub(crate) enum ConnEvent {
+    Open {
+        ip: IpAddr,
+        handshake: Handshake,
+        reply: oneshot::Sender<Result<(ConnId, Arc<Mailbox>), OpenError>>,
+    },
+    Frame(ConnId, Inbound),
+    /// A pong, or a ping from the client: either is a sign of life.
+    Alive(ConnId),
+    Violation(ConnId, Violation),
+    Closed(ConnId),
+}
+
+/// An application command: run against the core in the driver.
+pub(crate) type Command = Box<dyn FnOnce(&mut Switchboard, Now) + Send>;
+
+/// A command from the application or the HTTP front: unbounded, so that `Handle` never blocks.
+pub(crate) enum Control {
+    Api {
+        method: String,
+        target: String,
+        authorization: Option<Vec<u8>>,
+        body: Vec<u8>,
+        reply: oneshot::Sender<HttpResponse>,
+    },
+    Health(oneshot::Sender<HttpResponse>),
+    Metrics(oneshot::Sender<HttpResponse>),
+    Command(Command),
+    Shutdown,
+}
+
+pub(crate) struct Driver {
+    pub(crate) sb: Switchboard,
+    pub(crate) clock: Clock,
+    pub(crate) conns: HashMap<ConnId, Arc<Mailbox>>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) events: mpsc::Receiver<ConnEvent>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    pub(crate) stopped: bool,
+}
+
+impl Driver {
+    /// Runs until the drain is over: every connection gone, or the drain deadline passed.
+    pub(crate) async fn run(mut self) {
+        loop {
+            // Timers first: under a steady stream of events they would otherwise starve.
+            let now = self.clock.now();
+            if self.sb.poll_timeout().is_some_and(|t| t <= now.instant) {
+                self.sb.handle_timeout(now);
+                self.execute(now);
+            }
+            if self.is_done() {
+                break;
+            }
+            let sleep = self.sb.poll_timeout().map(|t| self.clock.to_std(t));
+            tokio::select! {
+                biased;
+                control = self.control.recv() => match control {
+                    Some(control) => self.on_control(control),
+                    None => break,
+                },
+                event = self.events.recv() => {
+                    let Some(event) = event else { break };
+                    self.on_event(event);
+                    for _ in 1..EVENT_BATCH {
+                        match self.events.try_recv() {
+                            Ok(event) => self.on_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(sleep), if sleep.is_some() => {}
+            }
+        }
+        // Whatever is left past the deadline is dropped without further ado.
+        for (_, mailbox) in self.conns.drain() {
+            mailbox.end(End::Evict, true);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.stopped
+            || (self.sb.is_draining()
+                && self.conns.is_empty()
+                && self.shared.websockets.load(Ordering::Acquire) == 0)
+    }
+
+    fn on_event(&mut self, event: ConnEvent) {
+        let now = self.clock.now();
+        match event {
+            ConnEvent::Open {
+                ip,
+                handshake,
+                reply,
+            } => match self.sb.open(now, ip, handshake) {
+                Ok(id) => {
+                    let mailbox = Arc::new(Mailbox::default());
+                    self.conns.insert(id, mailbox.clone());
+                    info!(conn = %id, %ip, user = self.sb.user_of(id), "connected");
+                    if reply.send(Ok((id, mailbox))).is_err() {
+                        // The socket went away while we decided.
+                        self.conns.remove(&id);
+                        self.sb.handle_closed(now, id);
+                    }
+                }
+                Err(e) => {
+                    info!(%ip, status = e.http_status(), reason = %e, "rejected");
+                    let _ = reply.send(Err(e));
+                }
+            },
+            ConnEvent::Frame(id, Inbound::Text(text)) => {
+                self.sb.handle_frame(now, id, Frame::Text(text.as_str()))
+            }
+            ConnEvent::Frame(id, Inbound::Binary(bytes)) => {
+                self.sb.handle_frame(now, id, Frame::Binary(&bytes))
+            }
+            ConnEvent::Alive(id) => self.sb.handle_pong(now, id),
+            ConnEvent::Violation(id, violation) => self.sb.handle_violation(now, id, violation),
+            ConnEvent::Closed(id) => {
+                if self.conns.remove(&id).is_some() {
+                    info!(conn = %id, "disconnected by client");
+                }
+                self.sb.handle_closed(now, id);
+            }
+        }
+        self.execute(now);
+    }
+
+    fn on_control(&mut self, control: Control) {
+        let now = self.clock.now();
+        match control {
+            Control::Api {
+                method,
+                target,
+                authorization,
+                body,
+                reply,
+            } => {
+                let request = ApiRequest {
+                    method: &method,
+                    target: &target,
+                    authorization: authorization.as_deref(),
+                    body: &body,
+                };
+                let response =
+                    http::handle_api(&mut self.sb, now, self.api_key.as_deref(), &request);
+                let _ = reply.send(response);
+            }
+            Control::Health(reply) => {
+                let _ = reply.send(http::health(&self.sb));
+            }
+            Control::Metrics(reply) => {
+                let backlog: usize = self.conns.values().map(|m| m.backlog()).sum();
+                let extra = [
+                    (
+                        "switchboard_outbound_backlog_bytes",
+                        "Bytes queued for clients and not yet written to their sockets.",
+                        backlog as u64,
+                    ),
+                    (
+                        "switchboard_websockets",
+                        "WebSocket connections held by the adapter, in their handshake or open.",
+                        self.shared.websockets.load(Ordering::Acquire) as u64,
+                    ),
+                ];
+                let _ = reply.send(http::metrics(&self.sb, &extra));
+            }
+            Control::Command(command) => command(&mut self.sb, now),
+            Control::Shutdown => {
+                info!(drain_timeout = ?self.drain_timeout, "draining");
+                self.sb.shutdown(now, now.instant + self.drain_timeout);
+            }
+        }
+        self.execute(now);
+    }
+
+    /// Executes every action the core has decided, in order.
+    fn execute(&mut self, now: Now) {
+        while let Some(action) = self.sb.poll_action() {
+            match action {
+                Action::Send { conn, payload } => {
+                    if let Some(mailbox) = self.conns.get(&conn) {
+                        let backlog = mailbox.push(Outgoing::Text(payload));
+                        self.sb.handle_backlog(now, conn, backlog);
+                    }
+                }
+                Action::Ping { conn } => {
+                    if let Some(mailbox) = self.conns.get(&conn) {
+                        mailbox.push(Outgoing::Ping);
+                    }
+                }
+                Action::Close { conn, code, reason } => {
+                    if let Some(mailbox) = self.conns.remove(&conn) {
+                        info!(conn = %conn, code = code.0, %reason, "closing");
+                        let discard = code == CloseCode::SLOW_CONSUMER;
+                        let end = End::Close {
+                            code: code.0,
+                            reason: reason.into_owned(),
+                        };
+                        mailbox.end(end, discard);
+                    }
+                }
+                Action::Evict { conn } => {
+                    if let Some(mailbox) = self.conns.remove(&conn) {
+                        info!(conn = %conn, "evicted zombie");
+                        mailbox.end(End::Evict, true);
+                    }
+                }
+                Action::Presence {
+                    user,
+                    online,
+                    connections,
+                } => debug!(%user, online, connections, "presence"),
+                Action::Stop => {
+                    info!("drain deadline reached");
+                    self.stopped = true;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

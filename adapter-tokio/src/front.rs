@@ -1,0 +1,266 @@
+//! The HTTP front door of every accepted socket: read the request head, let the core's router
+//! decide, then upgrade to a WebSocket or answer over HTTP and close.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_core::http::{
+    route, HttpResponse, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
+};
+use switchboard_core::Handshake;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
+
+use crate::connection;
+use crate::driver::{ConnEvent, Control};
+use crate::sync::{Arc, Ordering};
+use crate::Context;
+
+/// Why a request head could not be read.
+enum HeadError {
+    /// Over MAX_HEAD_BYTES or MAX_HEADERS: 431.
+    TooLarge,
+    /// Not HTTP/1.1: 400.
+    Malformed,
+    /// The peer went away.
+    Gone,
+}
+
+/// Serves one accepted socket from its first byte to its last.
+pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+    let mut buf = Vec::new();
+    let head_len =
+        match tokio::time::timeout(ctx.handshake_timeout, read_head(&mut stream, &mut buf)).await {
+            Ok(Ok(len)) => len,
+            Ok(Err(HeadError::TooLarge)) => {
+                return respond(
+                    &mut stream,
+                    HttpResponse::error(431, "request head too large"),
+                )
+                .await;
+            }
+            Ok(Err(HeadError::Malformed)) => {
+                return respond(
+                    &mut stream,
+                    HttpResponse::error(400, "malformed HTTP request"),
+                )
+                .await;
+            }
+            Ok(Err(HeadError::Gone)) => return,
+            Err(_) => {
+                debug!(%peer, "handshake timeout");
+                return respond(
+                    &mut stream,
+                    HttpResponse::error(408, "request not completed in time"),
+                )
+                .await;
+            }
+        };
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(
+        request.parse(&buf[..head_len]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return respond(
+            &mut stream,
+            HttpResponse::error(400, "malformed HTTP request"),
+        )
+        .await;
+    }
+    let method = request.method.unwrap_or_default().to_owned();
+    let target = request.path.unwrap_or_default().to_owned();
+    let pairs: Vec<(&str, &[u8])> = request.headers.iter().map(|h| (h.name, h.value)).collect();
+    let head = RequestHead {
+        method: &method,
+        target: &target,
+        headers: &pairs,
+    };
+    match route(&head, &ctx.allowed_origins) {
+        Route::Reject(response) => respond(&mut stream, response).await,
+        Route::Health => {
+            let response = ask(&ctx, Control::Health).await;
+            respond(&mut stream, response).await
+        }
+        Route::Metrics => {
+            let response = ask(&ctx, Control::Metrics).await;
+            respond(&mut stream, response).await
+        }
+        Route::Api => {
+            let authorization = head.header("authorization").map(<[u8]>::to_vec);
+            let body = match read_body(&mut stream, &head, &buf[head_len..], ctx.handshake_timeout)
+                .await
+            {
+                Ok(body) => body,
+                Err(response) => return respond(&mut stream, response).await,
+            };
+            let response = ask(&ctx, |reply| Control::Api {
+                method,
+                target,
+                authorization,
+                body,
+                reply,
+            })
+            .await;
+            respond(&mut stream, response).await
+        }
+        Route::Upgrade { handshake, key } => {
+            let forwarded = pairs
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+                .map(|(_, value)| *value);
+            let ip = ctx.trusted_proxies.client_ip(peer.ip(), forwarded);
+            let leftover = buf[head_len..].to_vec();
+            drop(buf);
+            upgrade(stream, ip, handshake, &key, leftover, ctx).await
+        }
+    }
+}
+
+async fn upgrade(
+    mut stream: TcpStream,
+    ip: std::net::IpAddr,
+    handshake: Handshake,
+    key: &str,
+    leftover: Vec<u8>,
+    ctx: Arc<Context>,
+) {
+    // Count this socket among the WebSocket connections before anything else can.
+    if ctx.shared.websockets.fetch_add(1, Ordering::AcqRel) >= ctx.max_connections {
+        ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+        let response = HttpResponse::error(503, "server at its connection limit");
+        return respond(&mut stream, response).await;
+    }
+    let (reply, answer) = oneshot::channel();
+    let open = ConnEvent::Open {
+        ip,
+        handshake,
+        reply,
+    };
+    let opened = match ctx.events.send(open).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    let (id, mailbox) = match opened {
+        Some(Ok(opened)) => opened,
+        Some(Err(refused)) => {
+            ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+            let response = HttpResponse::error(refused.http_status(), &refused.to_string());
+            return respond(&mut stream, response).await;
+        }
+        None => {
+            ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+            return respond(
+                &mut stream,
+                HttpResponse::error(503, "server is shutting down"),
+            )
+            .await;
+        }
+    };
+    let accept = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if stream.write_all(accept.as_bytes()).await.is_err() {
+        ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+        let _ = ctx.events.send(ConnEvent::Closed(id)).await;
+        return;
+    }
+    let ws =
+        WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ctx.websocket))
+            .await;
+    connection::serve(ws, id, mailbox, ctx.events.clone(), ctx.shared.clone()).await;
+}
+
+/// Reads until the end of the request head; returns its length. Bytes after it stay in `buf`.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, HeadError> {
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+        if n == 0 {
+            return Err(HeadError::Gone);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::Request::new(&mut headers).parse(buf) {
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => return Ok(len),
+            Ok(httparse::Status::Complete(_)) => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                return Err(HeadError::TooLarge)
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
+        }
+    }
+}
+
+/// Reads an API request's body by its `Content-Length`.
+async fn read_body(
+    stream: &mut TcpStream,
+    head: &RequestHead<'_>,
+    already: &[u8],
+    within: Duration,
+) -> Result<Vec<u8>, HttpResponse> {
+    let length = match head.header("content-length") {
+        None => 0,
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or_else(|| HttpResponse::error(400, "invalid Content-Length"))?,
+    };
+    if length > MAX_API_BODY_BYTES {
+        return Err(HttpResponse::error(413, "request body too large"));
+    }
+    let mut body = already[..already.len().min(length)].to_vec();
+    let missing = length - body.len();
+    if missing > 0 {
+        body.resize(length, 0);
+        let start = length - missing;
+        match tokio::time::timeout(within, stream.read_exact(&mut body[start..])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Err(HttpResponse::error(400, "request body ended early")),
+            Err(_) => {
+                return Err(HttpResponse::error(
+                    408,
+                    "request body not completed in time",
+                ))
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// Sends a control message that carries a reply channel, and waits for the answer.
+async fn ask(
+    ctx: &Context,
+    make: impl FnOnce(oneshot::Sender<HttpResponse>) -> Control,
+) -> HttpResponse {
+    let (reply, answer) = oneshot::channel();
+    if ctx.control.send(make(reply)).is_err() {
+        return HttpResponse::error(503, "server is shutting down");
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| HttpResponse::error(503, "server is shutting down"))
+}
+
+/// Writes an HTTP answer and closes the connection.
+async fn respond(stream: &mut TcpStream, response: HttpResponse) {
+    let _ = stream.write_all(&response.to_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The WebSocket codec settings: the core's message limit, small idle buffers.
+pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}

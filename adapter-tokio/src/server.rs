@@ -1,0 +1,142 @@
+//! Binding, the accept loop, and the driver's lifetime.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_core::auth::Hs256Verifier;
+use switchboard_core::Switchboard;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::driver::{Driver, EVENT_QUEUE};
+use crate::front::{serve_socket, websocket_config};
+use crate::handle::Handle;
+use crate::sync::Arc;
+use crate::{Context, ServerConfig, Shared};
+
+/// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    driver: Driver,
+    context: Arc<Context>,
+    handle: Handle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds the listening socket; the server accepts connections once this returns (they wait
+    /// in the backlog until [`run`](Self::run) is polled).
+    pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let context = Arc::new(Context {
+            events: events_tx,
+            control: control_tx.clone(),
+            shared: shared.clone(),
+            handshake_timeout: config.handshake_timeout,
+            max_connections: config.max_connections,
+            allowed_origins: config.allowed_origins,
+            trusted_proxies: config.trusted_proxies,
+            websocket: websocket_config(config.core.max_message_bytes),
+        });
+        let driver = Driver {
+            sb: Switchboard::new(config.core, Hs256Verifier::new(&config.jwt_secret)),
+            clock: Clock::start(),
+            conns: HashMap::new(),
+            api_key: config.api_key,
+            drain_timeout: config.drain_timeout,
+            shared,
+            events,
+            control,
+            stopped: false,
+        };
+        Ok(Server {
+            listener,
+            driver,
+            context,
+            handle: Handle {
+                control: control_tx,
+            },
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// A handle for the application: send, publish, query, shut down.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Serves until a shutdown has drained (everyone gone, or the drain deadline passed).
+    pub async fn run(self) -> io::Result<()> {
+        let Server {
+            listener,
+            driver,
+            context,
+            handle,
+        } = self;
+        info!(addr = %listener.local_addr()?, "listening");
+        let driver = tokio::spawn(driver.run());
+        tokio::pin!(driver);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(serve_socket(stream, peer, context.clone()));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                _ = &mut driver => break,
+            }
+        }
+        drop(handle);
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Raises this process's open-file soft limit to its hard limit; returns the new limit.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(limit.rlim_cur)
+    }
+}

@@ -1,0 +1,507 @@
+//! Routing a parsed request head: which status for which request, decided once for every
+//! adapter.
+
+use crate::http::{HttpResponse, OriginPolicy};
+use crate::Handshake;
+
+/// Longest request line plus headers, in bytes; over it the adapter answers 431 (it enforces
+/// this while reading, before a head exists to route).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Most header lines in one request; over it the adapter answers 431.
+pub const MAX_HEADERS: usize = 100;
+
+/// Largest `/api/*` body, in bytes; over it the adapter answers 413 without reading it.
+pub const MAX_API_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A parsed request line and headers (names case-insensitive; values raw bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The method, case-sensitive as HTTP defines it (`GET`, not `get`).
+    pub method: &'a str,
+    /// The request target, e.g. `/ws?token=…` (origin form) or `http://host/ws` (absolute form).
+    pub target: &'a str,
+    /// Every header line in order: (name, value with surrounding blanks removed by the parser).
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> RequestHead<'a> {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers_named(name).next()
+    }
+
+    /// Every header with this name (case-insensitive), in order.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A WebSocket upgrade to `/ws` that passed every HTTP-level check. Next the adapter checks
+    /// its connection cap (503), calls `Switchboard::open` with this handshake (answering
+    /// `OpenError::http_status()` with `HttpResponse::error` on refusal), then answers 101 with
+    /// `Sec-WebSocket-Accept` derived from `key`.
+    Upgrade {
+        /// The application's inputs: token, device, device name, user agent.
+        handshake: Handshake,
+        /// The `Sec-WebSocket-Key`, blanks trimmed: 24 characters of base64.
+        key: String,
+    },
+    /// `GET /healthz`: answer with [`health`](crate::http::health).
+    Health,
+    /// `GET /metrics`: answer with [`metrics`](crate::http::metrics).
+    Metrics,
+    /// `/api/...`: read the body (Content-Length; over MAX_API_BODY_BYTES: 413), then answer
+    /// with [`handle_api`](crate::http::handle_api).
+    Api,
+    /// Answer this and close.
+    Reject(HttpResponse),
+}
+
+/// Decides per PROTOCOL.md "Endpoint": for `/ws` (query allowed): method other than GET -> 405
+/// (header `Allow: GET`); missing/invalid upgrade headers (`Upgrade: websocket` token,
+/// `Connection` containing the `upgrade` token, `Sec-WebSocket-Key` present and base64 of 16
+/// bytes) -> 400; `Sec-WebSocket-Version` other than 13 -> 426 with header
+/// `Sec-WebSocket-Version: 13`; an `Origin` outside the policy -> 403; then
+/// `Handshake::from_request` (its errors -> their `http_status()`). `/healthz` and `/metrics`:
+/// GET (HEAD may be treated as GET) else 405. Paths under `/api/` -> Api (method checks happen
+/// in handle_api). Anything else -> 404. Error answers use `HttpResponse::error` with a message
+/// naming the problem.
+///
+/// Details: tokens of `Upgrade` and `Connection` are read across all their header lines; two
+/// `Sec-WebSocket-Key` lines are a 400; a missing `Sec-WebSocket-Version` is a 426 (it is not
+/// 13); with several `Origin` lines each must be allowed. HEAD on `/healthz` and `/metrics` is
+/// routed like GET (the adapter may omit the body). Paths compare byte for byte, undecoded.
+pub fn route(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
+    match path_of(head.target) {
+        "/ws" => route_upgrade(head, origins),
+        "/healthz" | "/metrics" if !matches!(head.method, "GET" | "HEAD") => Route::Reject(
+            HttpResponse::error(405, "method not allowed: use GET").header("Allow", "GET, HEAD"),
+        ),
+        "/healthz" => Route::Health,
+        "/metrics" => Route::Metrics,
+        path if path.starts_with("/api/") => Route::Api,
+        _ => Route::Reject(HttpResponse::error(404, "not found")),
+    }
+}
+
+fn route_upgrade(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
+    let reject = |status, message: &str| Route::Reject(HttpResponse::error(status, message));
+    if head.method != "GET" {
+        return Route::Reject(
+            HttpResponse::error(405, "method not allowed: a WebSocket upgrade uses GET")
+                .header("Allow", "GET"),
+        );
+    }
+    if !has_token(head, "upgrade", b"websocket") {
+        return reject(
+            400,
+            "not a WebSocket upgrade: missing `Upgrade: websocket` header",
+        );
+    }
+    if !has_token(head, "connection", b"upgrade") {
+        return reject(
+            400,
+            "not a WebSocket upgrade: `Connection` header lacks `Upgrade`",
+        );
+    }
+    let mut keys = head.headers_named("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (None, _) => return reject(400, "missing Sec-WebSocket-Key header"),
+        (Some(_), Some(_)) => return reject(400, "more than one Sec-WebSocket-Key header"),
+        (Some(key), None) => trim_blanks(key),
+    };
+    if !is_base64_of_16_bytes(key) {
+        return reject(
+            400,
+            "invalid Sec-WebSocket-Key: must be the base64 of 16 bytes",
+        );
+    }
+    let mut versions = head.headers_named("sec-websocket-version").peekable();
+    let version_ok = versions.peek().is_some() && versions.all(|v| trim_blanks(v) == b"13");
+    if !version_ok {
+        return Route::Reject(
+            HttpResponse::error(
+                426,
+                "unsupported Sec-WebSocket-Version: this server speaks 13",
+            )
+            .header("Sec-WebSocket-Version", "13"),
+        );
+    }
+    if head
+        .headers_named("origin")
+        .any(|o| !origins.allows(Some(o)))
+    {
+        return reject(403, "origin not allowed");
+    }
+    match Handshake::from_request(head.target, head.headers.iter().copied()) {
+        Ok(handshake) => Route::Upgrade {
+            handshake,
+            // Checked above: 24 ASCII characters.
+            key: String::from_utf8_lossy(key).into_owned(),
+        },
+        Err(e) => reject(e.http_status(), &e.to_string()),
+    }
+}
+
+/// The path of a request target: the query cut off, and for the absolute form
+/// (`http://host/path`) the scheme and authority too (an absolute URI without a path has the
+/// empty path).
+pub(crate) fn path_of(target: &str) -> &str {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let starts = |prefix: &str| {
+        path.get(..prefix.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    };
+    let rest = if starts("http://") {
+        &path[7..]
+    } else if starts("https://") {
+        &path[8..]
+    } else {
+        return path;
+    };
+    rest.find('/').map_or("", |i| &rest[i..])
+}
+
+/// Whether any line of header `name` lists `token` (comma-separated, case-insensitive).
+fn has_token(head: &RequestHead<'_>, name: &str, token: &[u8]) -> bool {
+    head.headers_named(name).any(|value| {
+        value
+            .split(|&b| b == b',')
+            .any(|t| trim_blanks(t).eq_ignore_ascii_case(token))
+    })
+}
+
+fn trim_blanks(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// 16 bytes in padded base64 are 22 alphabet characters and `==`. The unused low bits of
+/// the last character are not checked: lenient decoders accept them, and so do we.
+fn is_base64_of_16_bytes(key: &[u8]) -> bool {
+    let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/');
+    key.len() == 24 && key[..22].iter().all(is_b64) && &key[22..] == b"=="
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    fn upgrade_headers() -> Vec<(&'static str, &'static [u8])> {
+        vec![
+            ("Host", b"example.com"),
+            ("Upgrade", b"websocket"),
+            ("Connection", b"Upgrade"),
+            ("Sec-WebSocket-Key", KEY.as_bytes()),
+            ("Sec-WebSocket-Version", b"13"),
+        ]
+    }
+
+    fn route_with(method: &str, target: &str, headers: &[(&str, &[u8])]) -> Route {
+        route_policy(method, target, headers, &OriginPolicy::any())
+    }
+
+    fn route_policy(
+        method: &str,
+        target: &str,
+        headers: &[(&str, &[u8])],
+        policy: &OriginPolicy,
+    ) -> Route {
+        let head = RequestHead {
+            method,
+            target,
+            headers,
+        };
+        route(&head, policy)
+    }
+
+    fn status(r: &Route) -> u16 {
+        match r {
+            Route::Reject(resp) => resp.status,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    fn message(r: &Route) -> String {
+        let Route::Reject(resp) = r else {
+            panic!("expected a rejection, got {r:?}")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        v["error"]["message"].as_str().unwrap().to_owned()
+    }
+
+    fn without(name: &str) -> Vec<(&'static str, &'static [u8])> {
+        upgrade_headers()
+            .into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(name))
+            .collect()
+    }
+
+    fn replaced(name: &'static str, value: &'static [u8]) -> Vec<(&'static str, &'static [u8])> {
+        let mut h = without(name);
+        h.push((name, value));
+        h
+    }
+
+    #[test]
+    fn header_lookup_is_case_insensitive_and_takes_the_first() {
+        let headers: &[(&str, &[u8])] = &[("X-A", b"1"), ("x-a", b"2")];
+        let head = RequestHead {
+            method: "GET",
+            target: "/",
+            headers,
+        };
+        assert_eq!(head.header("X-a"), Some(&b"1"[..]));
+        assert_eq!(head.header("x-b"), None);
+        assert_eq!(head.headers_named("X-A").count(), 2);
+    }
+
+    #[test]
+    fn valid_upgrade_gives_the_key_and_handshake_fields() {
+        let mut h = upgrade_headers();
+        h.push(("User-Agent", b"test-agent/1"));
+        h.push(("Authorization", b"Bearer tok.en.x"));
+        let r = route_with("GET", "/ws?device=phone-1&deviceName=My+Phone", &h);
+        let Route::Upgrade { handshake, key } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(key, KEY);
+        assert_eq!(handshake.token.as_deref(), Some("tok.en.x"));
+        assert_eq!(handshake.device.as_deref(), Some("phone-1"));
+        assert_eq!(handshake.device_name.as_deref(), Some("My Phone"));
+        assert_eq!(handshake.user_agent.as_deref(), Some("test-agent/1"));
+    }
+
+    #[test]
+    fn upgrade_tokens_are_case_insensitive_lists_over_several_lines() {
+        let h: Vec<(&str, &[u8])> = vec![
+            ("upgrade", b"h2c, WebSocket"),
+            ("connection", b"keep-alive"),
+            ("CONNECTION", b" x ,UPGRADE "),
+            ("sec-websocket-key", b"  dGhlIHNhbXBsZSBub25jZQ== "),
+            ("sec-websocket-version", b" 13"),
+        ];
+        let r = route_with("GET", "/ws", &h);
+        assert!(
+            matches!(&r, Route::Upgrade { key, .. } if key == KEY),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn absolute_form_upgrade_is_routed() {
+        let r = route_with("GET", "http://example.com/ws?token=t", &upgrade_headers());
+        assert!(
+            matches!(r, Route::Upgrade { handshake, .. } if handshake.token.as_deref() == Some("t"))
+        );
+    }
+
+    #[test]
+    fn ws_with_another_method_is_405_with_allow_get() {
+        for method in ["POST", "HEAD", "PUT", "get"] {
+            let r = route_with(method, "/ws", &upgrade_headers());
+            assert_eq!(status(&r), 405, "{method}");
+            let Route::Reject(resp) = r else {
+                unreachable!()
+            };
+            assert_eq!(resp.headers, vec![("Allow", "GET".to_owned())]);
+        }
+    }
+
+    #[test]
+    fn ws_without_upgrade_headers_is_400() {
+        let r = route_with("GET", "/ws", &[]);
+        assert_eq!(status(&r), 400);
+        assert!(message(&r).contains("Upgrade"));
+        assert_eq!(status(&route_with("GET", "/ws", &without("Upgrade"))), 400);
+        assert_eq!(
+            status(&route_with("GET", "/ws", &replaced("Upgrade", b"h2c"))),
+            400
+        );
+        assert_eq!(
+            status(&route_with("GET", "/ws", &without("Connection"))),
+            400
+        );
+        assert_eq!(
+            status(&route_with(
+                "GET",
+                "/ws",
+                &replaced("Connection", b"keep-alive")
+            )),
+            400
+        );
+        // `upgrades` is not the token `upgrade`.
+        assert_eq!(
+            status(&route_with(
+                "GET",
+                "/ws",
+                &replaced("Connection", b"upgrades")
+            )),
+            400
+        );
+    }
+
+    #[test]
+    fn ws_with_missing_or_malformed_key_is_400() {
+        let r = route_with("GET", "/ws", &without("Sec-WebSocket-Key"));
+        assert_eq!(status(&r), 400);
+        assert_eq!(message(&r), "missing Sec-WebSocket-Key header");
+        for bad in [
+            &b""[..],
+            b"short==",
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQ=x",
+            b"dGhlIHNhbXBsZSBub25j*Q==",
+            b"dGhlIHNhbXBsZSBub25jZQ==dGhl",
+            b"\xff\xfe",
+        ] {
+            let r = route_with("GET", "/ws", &replaced("Sec-WebSocket-Key", bad));
+            assert_eq!(status(&r), 400, "{:?}", String::from_utf8_lossy(bad));
+        }
+        let mut h = upgrade_headers();
+        h.push(("Sec-WebSocket-Key", KEY.as_bytes()));
+        assert_eq!(status(&route_with("GET", "/ws", &h)), 400);
+    }
+
+    #[test]
+    fn ws_with_another_version_is_426_naming_13() {
+        for h in [
+            replaced("Sec-WebSocket-Version", b"8"),
+            replaced("Sec-WebSocket-Version", b"13, 8"),
+            without("Sec-WebSocket-Version"),
+        ] {
+            let r = route_with("GET", "/ws", &h);
+            assert_eq!(status(&r), 426);
+            let Route::Reject(resp) = r else {
+                unreachable!()
+            };
+            assert_eq!(
+                resp.headers,
+                vec![("Sec-WebSocket-Version", "13".to_owned())]
+            );
+        }
+    }
+
+    #[test]
+    fn ws_from_a_foreign_origin_is_403_and_without_origin_is_allowed() {
+        let policy = OriginPolicy::parse("https://app.example.com").unwrap();
+        let mut h = upgrade_headers();
+        assert!(matches!(
+            route_policy("GET", "/ws", &h, &policy),
+            Route::Upgrade { .. }
+        ));
+        h.push(("Origin", b"https://APP.example.com:443"));
+        assert!(matches!(
+            route_policy("GET", "/ws", &h, &policy),
+            Route::Upgrade { .. }
+        ));
+        h.push(("Origin", b"https://evil.example"));
+        assert_eq!(status(&route_policy("GET", "/ws", &h, &policy)), 403);
+        let h = replaced("Origin", b"null");
+        assert_eq!(status(&route_policy("GET", "/ws", &h, &policy)), 403);
+        assert!(matches!(
+            route_policy("GET", "/ws", &h, &OriginPolicy::any()),
+            Route::Upgrade { .. }
+        ));
+    }
+
+    #[test]
+    fn handshake_errors_keep_their_status_and_message() {
+        let r = route_with("GET", "/ws?device=a%20b", &upgrade_headers());
+        assert_eq!(status(&r), 400);
+        assert!(
+            message(&r).starts_with("invalid device id"),
+            "{}",
+            message(&r)
+        );
+        let r = route_with(
+            "GET",
+            "/ws",
+            &replaced("Authorization", b"Basic dXNlcjpwYXNz"),
+        );
+        assert_eq!(status(&r), 400);
+    }
+
+    #[test]
+    fn health_and_metrics_take_get_and_head_else_405() {
+        assert_eq!(route_with("GET", "/healthz", &[]), Route::Health);
+        assert_eq!(route_with("HEAD", "/healthz", &[]), Route::Health);
+        assert_eq!(route_with("GET", "/metrics?x=1", &[]), Route::Metrics);
+        assert_eq!(route_with("HEAD", "/metrics", &[]), Route::Metrics);
+        for path in ["/healthz", "/metrics"] {
+            let r = route_with("POST", path, &[]);
+            assert_eq!(status(&r), 405);
+            let Route::Reject(resp) = r else {
+                unreachable!()
+            };
+            assert_eq!(resp.headers, vec![("Allow", "GET, HEAD".to_owned())]);
+        }
+    }
+
+    #[test]
+    fn api_paths_route_to_api_whatever_the_method() {
+        for (m, t) in [
+            ("POST", "/api/publish"),
+            ("GET", "/api/presence/u1"),
+            ("DELETE", "/api/nothing"),
+            ("GET", "/api/stats?pretty"),
+        ] {
+            assert_eq!(route_with(m, t, &[]), Route::Api, "{m} {t}");
+        }
+    }
+
+    #[test]
+    fn other_paths_are_404() {
+        for t in [
+            "/",
+            "/api",
+            "/ws/",
+            "/WS",
+            "/healthz/",
+            "/favicon.ico",
+            "*",
+            "",
+            "http://h",
+        ] {
+            let r = route_with("GET", t, &upgrade_headers());
+            assert_eq!(status(&r), 404, "{t}");
+            assert_eq!(message(&r), "not found");
+        }
+    }
+
+    #[test]
+    fn path_of_strips_query_and_authority() {
+        assert_eq!(path_of("/a?b"), "/a");
+        assert_eq!(path_of("HTTP://h:1/x?y"), "/x");
+        assert_eq!(path_of("https://h"), "");
+        assert_eq!(path_of("é?"), "é");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn route_never_panics(
+            method in "(GET|POST|HEAD|[A-Z]{0,3})",
+            target in "(/ws|/api/|/healthz|http://h)?[?&=%+/a-zA-Z0-9é]{0,30}",
+            values in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 6),
+        ) {
+            let names = ["Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Origin", "Authorization"];
+            let headers: Vec<(&str, &[u8])> = names.iter().copied().zip(values.iter().map(Vec::as_slice)).collect();
+            let policy = OriginPolicy::parse("https://a.example").unwrap();
+            let _ = route_policy(&method, &target, &headers, &policy);
+        }
+    }
+}
