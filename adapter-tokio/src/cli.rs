@@ -1,26 +1,65 @@
-//! The command line of the `switchboard` binary: every setting of SPEC.md as a flag with a
-//! `SWITCHBOARD_*` environment fallback.
+//! The command line of the server binaries (`switchboard` and `switchboard-mio` share this file):
+//! every setting of SPEC.md as a flag with a `SWITCHBOARD_*` environment fallback, and the
+//! process setup both need.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use switchboard_core::auth::{sign_hs256, Claims};
 use switchboard_core::http::{OriginPolicy, TrustedProxies};
-use switchboard_core::{Config, SessionPolicy};
-use switchboard_tokio::ServerConfig;
+use switchboard_core::{Config, ServerConfig, SessionPolicy};
+use tracing::warn;
 
-/// Switchboard: a WebSocket connection manager (reference server).
+/// Parses the command line and prepares the process: runs the `token` subcommand, or sets up
+/// logging, raises the open-file limit and returns the server's configuration. `Err` carries
+/// the exit status when there is nothing (more) to serve.
+pub(crate) fn start() -> Result<ServerConfig, ExitCode> {
+    let cli = Cli::parse();
+    if let Some(Command::Token {
+        sub,
+        ttl,
+        device,
+        topics,
+        jwt_secret,
+    }) = cli.command
+    {
+        return Err(print_token(sub, ttl, device, topics, jwt_secret));
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let limit = match raise_open_file_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            warn!(error = %e, "could not raise the open-file limit");
+            None
+        }
+    };
+    cli.server.into_config(limit).map_err(|message| {
+        eprintln!("{}: {message}", env!("CARGO_BIN_NAME"));
+        ExitCode::from(2)
+    })
+}
+
+/// Switchboard: a WebSocket connection manager.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
-pub(crate) struct Cli {
+#[command(name = env!("CARGO_BIN_NAME"), version, about)]
+struct Cli {
     #[command(subcommand)]
-    pub(crate) command: Option<Command>,
+    command: Option<Command>,
     #[command(flatten)]
-    pub(crate) server: ServerArgs,
+    server: ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+enum Command {
     /// Print a client token (HS256, signed with the server's secret), for trying things out.
     Token {
         /// The user id (`sub` claim).
@@ -42,14 +81,14 @@ pub(crate) enum Command {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub(crate) enum PolicyArg {
+enum PolicyArg {
     Single,
     PerDevice,
     Multi,
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ServerArgs {
+struct ServerArgs {
     /// Address to listen on (WebSocket at /ws and the HTTP API).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]
     listen: SocketAddr,
@@ -136,13 +175,12 @@ pub(crate) struct ServerArgs {
 }
 
 /// The message for a missing secret, naming both ways to give it.
-pub(crate) const NO_SECRET: &str =
-    "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
+const NO_SECRET: &str = "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
      (there is no built-in default)";
 
 impl ServerArgs {
     /// The server's configuration, or why these flags cannot start one.
-    pub(crate) fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
+    fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
         if self.redis.is_some() {
             return Err(
                 "cluster mode (--redis) is not available in this build yet; \
@@ -207,4 +245,50 @@ impl ServerArgs {
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 30s, 500ms, 2m)"))
+}
+
+/// Raises this process's open-file soft limit to its hard limit; returns the new limit.
+fn raise_open_file_limit() -> std::io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(limit.rlim_cur)
+    }
+}
+
+/// `token`: prints a client token signed with the server's secret.
+fn print_token(
+    sub: String,
+    ttl: Duration,
+    device: Option<String>,
+    topics: Option<Vec<String>>,
+    secret: Option<String>,
+) -> ExitCode {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        eprintln!("{}: {NO_SECRET}", env!("CARGO_BIN_NAME"));
+        return ExitCode::from(2);
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let claims = Claims {
+        sub,
+        exp: (now + ttl).as_secs(),
+        device,
+        topics,
+    };
+    println!("{}", sign_hs256(secret.as_bytes(), &claims));
+    ExitCode::SUCCESS
 }

@@ -31,7 +31,7 @@ mod server;
 mod sync;
 
 pub use handle::{ConnectionSnapshot, Handle, Stopped};
-pub use server::{raise_open_file_limit, Server};
+pub use server::Server;
 pub use switchboard_core::ServerConfig;
 
 use std::time::Duration;
