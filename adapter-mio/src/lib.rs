@@ -1,0 +1,1 @@
+//! The mio adapter (in progress).
