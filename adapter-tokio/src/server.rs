@@ -55,8 +55,13 @@ impl Server {
             trusted_proxies: config.trusted_proxies,
             websocket: websocket_config(config.core.max_message_bytes),
         });
+        let mut core = config.core;
+        if core.hash_seed == 0 {
+            // Clients choose the map keys: keep the seed unknown to them.
+            core.hash_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+        }
         let driver = Driver {
-            sb: Switchboard::new(config.core, Hs256Verifier::new(&config.jwt_secret)),
+            sb: Switchboard::new(core, Hs256Verifier::new(&config.jwt_secret)),
             clock: Clock::start(),
             conns: HashMap::new(),
             api_key: config.api_key,

@@ -31,6 +31,10 @@ pub struct Config {
     pub message_burst: u32,
     /// Clock-skew allowance when checking a token's `exp`.
     pub jwt_leeway: Duration,
+    /// Seed of the core's hash maps. Part of the input: the same seed and inputs give the same
+    /// outputs, in the same order. Servers should pick it at random (0: the adapters do), since
+    /// clients choose the keys and a known seed would let them collide on purpose.
+    pub hash_seed: u64,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             max_messages_per_sec: 100,
             message_burst: 200,
             jwt_leeway: Duration::ZERO,
+            hash_seed: 0,
         }
     }
 }

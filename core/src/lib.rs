@@ -61,6 +61,7 @@ mod action;
 pub mod auth;
 mod config;
 mod error;
+mod hashing;
 pub mod http;
 mod limits;
 mod policy;

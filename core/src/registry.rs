@@ -6,9 +6,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use core::net::IpAddr;
-use hashbrown::{HashMap, HashSet};
 use smallvec::SmallVec;
 
+use crate::hashing::{hasher, Map, Set};
 use crate::limits::TokenBucket;
 use crate::time::Instant;
 use crate::topics::Pattern;
@@ -96,7 +96,7 @@ pub(crate) struct Connection {
     pub(crate) device_name: Option<Box<str>>,
     pub(crate) user_agent: Option<Box<str>>,
     pub(crate) auth: AuthState,
-    pub(crate) subscriptions: HashSet<Pattern>,
+    pub(crate) subscriptions: Set<Pattern>,
     /// Last sign of life (pong or frame).
     pub(crate) last_seen: Instant,
     pub(crate) next_ping: Instant,
@@ -122,18 +122,35 @@ struct Slot {
 }
 
 /// The connections, indexed by id, by user and by IP.
-#[derive(Default)]
 pub(crate) struct Registry {
     slots: Vec<Slot>,
     free: Vec<u32>,
     len: usize,
     authenticated: usize,
     /// Each user's authenticated connections, oldest first.
-    users: HashMap<Arc<str>, SmallVec<[ConnId; 2]>>,
-    per_ip: HashMap<IpAddr, u32>,
+    users: Map<Arc<str>, SmallVec<[ConnId; 2]>>,
+    per_ip: Map<IpAddr, u32>,
+    seed: u64,
 }
 
 impl Registry {
+    pub(crate) fn new(seed: u64) -> Self {
+        Registry {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            authenticated: 0,
+            users: Map::with_hasher(hasher(seed)),
+            per_ip: Map::with_hasher(hasher(seed)),
+            seed,
+        }
+    }
+
+    /// An empty subscription set for a new connection.
+    pub(crate) fn new_subscription_set(&self) -> Set<Pattern> {
+        Set::with_hasher(hasher(self.seed))
+    }
+
     pub(crate) fn insert(&mut self, conn: Connection) -> ConnId {
         *self.per_ip.entry(conn.ip).or_insert(0) += 1;
         self.len += 1;

@@ -186,10 +186,10 @@ impl Switchboard {
     /// A switchboard with no connections that verifies tokens with `verifier`.
     pub fn new(config: Config, verifier: impl Verifier) -> Self {
         Switchboard {
-            config,
             verifier: Box::new(verifier),
-            registry: Registry::default(),
-            topics: TopicTrie::new(),
+            registry: Registry::new(config.hash_seed),
+            topics: TopicTrie::with_seed(config.hash_seed),
+            config,
             timers: TimerQueue::default(),
             actions: VecDeque::new(),
             delivery_seq: 0,
@@ -257,7 +257,7 @@ impl Switchboard {
             auth: AuthState::Pending {
                 deadline: t + self.config.auth_timeout,
             },
-            subscriptions: Default::default(),
+            subscriptions: self.registry.new_subscription_set(),
             last_seen: t,
             next_ping: t + self.config.ping_interval,
             // Not scheduled yet: `rearm` below schedules it once its state is final.

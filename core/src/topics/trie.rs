@@ -6,8 +6,9 @@
 
 use std::hash::Hash;
 
-use hashbrown::{HashMap, HashSet};
 use slab::Slab;
+
+use crate::hashing::{hasher, Map, Set};
 
 use super::pattern::MAX_SEGMENTS;
 use super::Pattern;
@@ -16,22 +17,22 @@ use super::Pattern;
 #[derive(Debug, Clone)]
 struct Node<K> {
     /// Children reached by a literal segment.
-    literal: HashMap<Box<str>, usize>,
+    literal: Map<Box<str>, usize>,
     /// Child reached by a `*` segment.
     star: Option<usize>,
     /// Keys whose pattern ends exactly at this node.
-    exact: HashSet<K>,
+    exact: Set<K>,
     /// Keys whose pattern is this node's prefix followed by `**`.
-    tail: HashSet<K>,
+    tail: Set<K>,
 }
 
 impl<K> Node<K> {
-    fn new() -> Self {
+    fn new(seed: u64) -> Self {
         Node {
-            literal: HashMap::new(),
+            literal: Map::with_hasher(hasher(seed)),
             star: None,
-            exact: HashSet::new(),
-            tail: HashSet::new(),
+            exact: Set::with_hasher(hasher(seed)),
+            tail: Set::with_hasher(hasher(seed)),
         }
     }
 
@@ -51,6 +52,7 @@ impl<K> Node<K> {
 #[derive(Debug, Clone)]
 pub struct TopicTrie<K> {
     nodes: Slab<Node<K>>,
+    seed: u64,
     root: usize,
     patterns: usize,
     subscriptions: usize,
@@ -65,10 +67,16 @@ impl<K: Copy + Eq + Hash> Default for TopicTrie<K> {
 impl<K: Copy + Eq + Hash> TopicTrie<K> {
     /// Creates an empty trie (a single root node).
     pub fn new() -> Self {
+        Self::with_seed(0)
+    }
+
+    /// Creates an empty trie whose hash maps use this seed (see [`Config::hash_seed`](crate::Config::hash_seed)).
+    pub fn with_seed(seed: u64) -> Self {
         let mut nodes = Slab::new();
-        let root = nodes.insert(Node::new());
+        let root = nodes.insert(Node::new(seed));
         TopicTrie {
             nodes,
+            seed,
             root,
             patterns: 0,
             subscriptions: 0,
@@ -113,7 +121,7 @@ impl<K: Copy + Eq + Hash> TopicTrie<K> {
         if let Some(child) = self.child(id, seg) {
             return child;
         }
-        let child = self.nodes.insert(Node::new());
+        let child = self.nodes.insert(Node::new(self.seed));
         if let Some(node) = self.nodes.get_mut(id) {
             if seg == "*" {
                 node.star = Some(child);
