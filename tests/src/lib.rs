@@ -1,1 +1,301 @@
-//! End-to-end suite (in progress).
+//! `switchboard-tests`: the end-to-end suite of Switchboard, over real sockets on 127.0.0.1.
+//!
+//! The suite is generic over the server under test: an [`Adapter`] starts a server with given
+//! [`Settings`] and hands back a [`TestServer`]. Every case in [`cases`] is an
+//! `async fn case<A: Adapter>()` that starts its own server(s), so cases are independent and
+//! may run in parallel. [`suite!`] instantiates one `#[test]` per case for one adapter:
+//!
+//! ```ignore
+//! switchboard_tests::suite!(switchboard_tests::adapters::Tokio);
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub mod adapters;
+pub mod cases;
+pub mod http;
+pub mod util;
+pub mod ws;
+
+/// How long a single case may take before it fails as hung.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything a test may configure on a server under test.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Session policy, timers and limits of the core.
+    pub core: switchboard_core::Config,
+    /// HS256 shared secret.
+    pub jwt_secret: Vec<u8>,
+    /// Key of the HTTP API (`Authorization: apikey <key>`); `None`: `/api/*` answers 401.
+    pub api_key: Option<String>,
+    /// Graceful drain deadline.
+    pub drain_timeout: Duration,
+    /// TCP accept -> upgrade request complete.
+    pub handshake_timeout: Duration,
+    /// WebSocket connections (open or in their handshake) before upgrades get 503.
+    pub max_connections: usize,
+    /// `--allowed-origins` (comma-separated); `None`: any origin.
+    pub allowed_origins: Option<String>,
+    /// `--trusted-proxies` (comma-separated CIDRs); `None`: no proxy is trusted.
+    pub trusted_proxies: Option<String>,
+}
+
+/// The secret every default test server verifies tokens with.
+pub const TEST_SECRET: &[u8] = b"switchboard-e2e-secret";
+/// The HTTP API key of every default test server.
+pub const TEST_API_KEY: &str = "e2e-api-key";
+
+impl Default for Settings {
+    /// Short timers suitable for tests, with generous margins for a loaded 2-core machine:
+    /// ping every 250 ms, zombie after 1.5 s of silence, 1 s to authenticate.
+    fn default() -> Self {
+        let core = switchboard_core::Config {
+            ping_interval: Duration::from_millis(250),
+            pong_timeout: Duration::from_millis(1500),
+            auth_timeout: Duration::from_millis(1000),
+            ..switchboard_core::Config::default()
+        };
+        Settings {
+            core,
+            jwt_secret: TEST_SECRET.to_vec(),
+            api_key: Some(TEST_API_KEY.to_string()),
+            drain_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(2),
+            max_connections: 1000,
+            allowed_origins: None,
+            trusted_proxies: None,
+        }
+    }
+}
+
+/// One server implementation under test.
+pub trait Adapter: 'static {
+    /// A short name for messages.
+    const NAME: &'static str;
+    /// Starts a server on 127.0.0.1:0 with these settings on its own thread(s), returning once
+    /// it accepts connections.
+    fn start(settings: Settings) -> TestServer;
+}
+
+/// Set by the adapter's server thread once the server has stopped.
+#[derive(Default)]
+struct StopState {
+    stopped: Mutex<Option<Result<(), String>>>,
+    cond: Condvar,
+}
+
+/// Given to the adapter's server thread: report how the server ended. Dropping it without a
+/// report (e.g. the thread panicked) counts as stopped with an error.
+pub struct StopSignal {
+    state: Arc<StopState>,
+    reported: bool,
+}
+
+impl StopSignal {
+    /// The server returned (`Ok`) or failed.
+    pub fn stopped(mut self, result: Result<(), String>) {
+        self.report(result);
+    }
+
+    fn report(&mut self, result: Result<(), String>) {
+        self.reported = true;
+        let mut stopped = self.state.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        if stopped.is_none() {
+            *stopped = Some(result);
+        }
+        self.state.cond.notify_all();
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.report(Err("server thread ended without reporting (panic?)".into()));
+        }
+    }
+}
+
+/// A running server under test. Dropping it shuts the server down and waits for it to stop.
+pub struct TestServer {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    /// The HS256 secret it verifies tokens with.
+    pub jwt_secret: Vec<u8>,
+    /// Its HTTP API key.
+    pub api_key: Option<String>,
+    /// Its drain deadline.
+    pub drain_timeout: Duration,
+    shutdown: Box<dyn Fn() + Send + Sync>,
+    state: Arc<StopState>,
+}
+
+impl TestServer {
+    /// For adapters: a server listening on `addr`, started with `settings`; `shutdown` starts
+    /// its graceful drain. The adapter's server thread reports the end through the
+    /// [`StopSignal`].
+    pub fn new(
+        addr: SocketAddr,
+        settings: &Settings,
+        shutdown: impl Fn() + Send + Sync + 'static,
+    ) -> (TestServer, StopSignal) {
+        let state = Arc::new(StopState::default());
+        let server = TestServer {
+            addr,
+            jwt_secret: settings.jwt_secret.clone(),
+            api_key: settings.api_key.clone(),
+            drain_timeout: settings.drain_timeout,
+            shutdown: Box::new(shutdown),
+            state: state.clone(),
+        };
+        (
+            server,
+            StopSignal {
+                state,
+                reported: false,
+            },
+        )
+    }
+
+    /// Starts the graceful drain (like SIGTERM on the binary). Returns at once.
+    pub fn shutdown(&self) {
+        (self.shutdown)();
+    }
+
+    /// Waits (blocking) up to `within` for the server to stop; whether it did.
+    pub fn wait_stopped(&self, within: Duration) -> bool {
+        self.stop_result(within).is_some()
+    }
+
+    /// Waits (blocking) up to `within`; how the server ended, if it did.
+    pub fn stop_result(&self, within: Duration) -> Option<Result<(), String>> {
+        let guard = self.state.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .state
+            .cond
+            .wait_timeout_while(guard, within, |s| s.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.clone()
+    }
+
+    /// Whether the server has stopped already.
+    pub fn is_stopped(&self) -> bool {
+        self.state
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+        let within = self.drain_timeout + Duration::from_secs(5);
+        if !self.wait_stopped(within) {
+            eprintln!(
+                "switchboard-tests: the server on {} did not stop within {within:?} of shutdown",
+                self.addr
+            );
+        }
+    }
+}
+
+/// Runs one case on a fresh current-thread tokio runtime (the client side), failing it if it
+/// takes longer than [`CASE_TIMEOUT`].
+pub fn run<Fut: Future<Output = ()>>(case: impl FnOnce() -> Fut) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    rt.block_on(async {
+        if tokio::time::timeout(CASE_TIMEOUT, case()).await.is_err() {
+            panic!("the case did not finish within {CASE_TIMEOUT:?} (hung)");
+        }
+    });
+}
+
+/// Instantiates every test of the suite for one adapter:
+/// `switchboard_tests::suite!(switchboard_tests::adapters::Tokio);`
+#[macro_export]
+macro_rules! suite {
+    ($adapter:ty) => {
+        $crate::__suite_cases! { $adapter;
+            handshake::handshake_token_in_query_authenticates,
+            handshake::handshake_bearer_header_authenticates,
+            handshake::handshake_device_and_device_name_are_recorded,
+            handshake::handshake_bad_token_is_401,
+            handshake::handshake_malformed_device_is_400,
+            handshake::handshake_unknown_path_is_404,
+            handshake::handshake_post_is_405,
+            handshake::handshake_missing_key_is_400,
+            handshake::handshake_version_12_is_426,
+            handshake::handshake_oversized_headers_are_431,
+            handshake::handshake_disallowed_origin_is_403,
+            handshake::handshake_max_connections_is_503_while_http_answers,
+            handshake::handshake_per_ip_limit_is_429,
+            handshake::handshake_trusted_proxy_gives_forwarded_ip,
+            handshake::handshake_slowloris_is_disconnected,
+            auth::auth_by_message_succeeds,
+            auth::auth_error_then_success,
+            auth::auth_refuses_alg_none_and_wrong_secret,
+            auth::auth_second_auth_is_409,
+            auth::auth_without_string_token_is_400,
+            auth::auth_required_before_other_types_401,
+            auth::auth_app_ping_gets_pong,
+            auth::auth_timeout_closes_4008,
+            auth::auth_device_id_precedence,
+            auth::auth_token_expiry_closes_4003,
+            auth::auth_jwt_leeway_accepts_recently_expired,
+            frames::frames_malformed_input_gets_400_and_stays_open,
+            frames::frames_fragmented_message_is_reassembled,
+            frames::frames_oversize_message_closes_1009,
+            frames::frames_oversize_fragmented_message_closes_1009,
+            frames::frames_invalid_utf8_closes_1007,
+            frames::frames_timestamps_are_rfc3339_millis,
+            topics::topics_subscribe_publish_unsubscribe,
+            topics::topics_sender_gets_ack_then_own_message,
+            topics::topics_single_and_double_wildcards,
+            topics::topics_overlapping_patterns_deliver_once,
+            topics::topics_error_codes_over_the_wire,
+            topics::topics_max_subscriptions_is_429,
+            topics::topics_token_claim_restricts_topics,
+            presence::presence_snapshot_and_pushes_across_users,
+            presence::presence_pattern_sends_no_snapshot,
+            presence::presence_session_replacement_closes_4001,
+            presence::presence_single_policy_replaces_other_devices,
+            presence::presence_multi_policy_replaces_oldest_over_cap,
+            liveness::liveness_zombie_is_evicted_without_close_frame,
+            liveness::liveness_any_frame_is_a_sign_of_life,
+            limits::limits_rate_limit_closes_4029,
+            limits::limits_slow_consumer_closes_4009,
+            http_api::http_api_requires_key,
+            http_api::http_api_publish_delivers_message,
+            http_api::http_api_send_delivers_push,
+            http_api::http_api_broadcast_delivers_push,
+            http_api::http_api_presence_json,
+            http_api::http_api_disconnect_codes,
+            http_api::http_api_stats,
+            http_api::http_api_malformed_body_is_400,
+            http_api::http_healthz_and_metrics,
+            drain::drain_closes_everyone_1001_and_stops,
+            drain::drain_deadline_stops_despite_silent_client,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __suite_cases {
+    ($adapter:ty; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run($crate::cases::$module::$name::<$adapter>)
+            }
+        )*
+    };
+}

@@ -1,0 +1,73 @@
+//! The servers under test.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::{Adapter, Settings, TestServer};
+
+/// `switchboard-tokio`, on a dedicated thread with its own multi-threaded tokio runtime.
+pub struct Tokio;
+
+impl Adapter for Tokio {
+    const NAME: &'static str = "tokio";
+
+    fn start(settings: Settings) -> TestServer {
+        use switchboard_core::http::{OriginPolicy, TrustedProxies};
+        use switchboard_tokio::{Server, ServerConfig};
+
+        let mut config = ServerConfig::new(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            settings.jwt_secret.clone(),
+        );
+        config.core = settings.core.clone();
+        config.api_key = settings.api_key.clone();
+        config.drain_timeout = settings.drain_timeout;
+        config.handshake_timeout = settings.handshake_timeout;
+        config.max_connections = settings.max_connections;
+        if let Some(origins) = &settings.allowed_origins {
+            config.allowed_origins = OriginPolicy::parse(origins).expect("allowed origins");
+        }
+        if let Some(proxies) = &settings.trusted_proxies {
+            config.trusted_proxies = TrustedProxies::parse(proxies).expect("trusted proxies");
+        }
+
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<crate::StopSignal>();
+        std::thread::Builder::new()
+            .name("switchboard-tokio-under-test".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                runtime.block_on(async move {
+                    let server = match Server::bind(config).await {
+                        Ok(server) => server,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((server.local_addr(), server.handle())));
+                    let Ok(signal) = stop_rx.recv() else { return };
+                    let result = server.run().await.map_err(|e| e.to_string());
+                    signal.stopped(result);
+                });
+                // Dropping the runtime here ends whatever tasks the server left behind.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("spawn the server thread");
+
+        let (addr, handle) = match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => panic!("{}: Server::bind failed: {e}", Self::NAME),
+            Err(_) => panic!("{}: the server did not bind within 10 s", Self::NAME),
+        };
+        let (server, signal) = TestServer::new(addr, &settings, move || handle.shutdown());
+        stop_tx
+            .send(signal)
+            .expect("the server thread is waiting for its stop signal");
+        server
+    }
+}

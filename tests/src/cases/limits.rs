@@ -1,0 +1,149 @@
+//! PROTOCOL.md "Limits": inbound rate limit and slow consumers (per-IP: see handshake).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util::{token, WAIT};
+use crate::ws::{Client, RawEnd, RawWs};
+use crate::{Adapter, Settings};
+
+/// Over `max_messages_per_sec` (burst included): close 4029. Every data frame counts,
+/// `{"type":"ping"}` included; WebSocket ping control frames do not.
+pub async fn limits_rate_limit_closes_4029<A: Adapter>() {
+    let mut settings = Settings::default();
+    settings.core.max_messages_per_sec = 5;
+    settings.core.message_burst = 10;
+    let server = A::start(settings);
+
+    // WebSocket pings do not count.
+    let mut pinger = RawWs::connect(
+        server.addr,
+        &format!("/ws?token={}", token(&server.jwt_secret, "pinger")),
+        &[],
+        None,
+    )
+    .await;
+    pinger.recv_json().await;
+    for _ in 0..40 {
+        pinger.send_frame(true, 9, b"ws-ping").await;
+    }
+    pinger
+        .send_json(&json!({"type": "ping", "id": "still"}))
+        .await;
+    loop {
+        let f = pinger.recv_data().await;
+        if f.opcode == 1 {
+            let v: serde_json::Value = serde_json::from_slice(&f.payload).expect("JSON");
+            assert_eq!(
+                (v["type"].as_str(), v["id"].as_str()),
+                (Some("pong"), Some("still")),
+                "{v}"
+            );
+            break;
+        }
+        assert_ne!(
+            f.opcode,
+            8,
+            "WebSocket pings must not count against the rate limit (close {:?})",
+            f.close_code()
+        );
+    }
+
+    // Application pings do.
+    let (mut flooder, _) = Client::authed(&server, "flooder").await;
+    for i in 0..60 {
+        if flooder
+            .try_send_text(&json!({"type": "ping", "id": format!("{i}")}).to_string())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    flooder.expect_close_skipping(4029, &["pong"]).await;
+
+    let (mut calm, _) = Client::authed(&server, "calm").await;
+    calm.expect_nothing_pending().await;
+}
+
+/// A client that stops reading while the server pushes to it is closed with 4009 once its
+/// backlog passes `max_outbound_bytes`; meanwhile the server keeps serving others promptly.
+pub async fn limits_slow_consumer_closes_4009<A: Adapter>() {
+    let mut settings = Settings::default();
+    settings.core.max_outbound_bytes = 256 * 1024;
+    // The slow client answers nothing while it does not read: keep it from being a zombie.
+    settings.core.pong_timeout = Duration::from_secs(60);
+    let server = A::start(settings);
+    let mut slow = RawWs::connect(
+        server.addr,
+        &format!("/ws?token={}", token(&server.jwt_secret, "slow")),
+        &[],
+        Some(4096),
+    )
+    .await;
+    slow.recv_json().await;
+    let (mut fast, _) = Client::authed(&server, "fast").await;
+
+    let chunk = "x".repeat(64 * 1024);
+    let body = json!({"userId": "slow", "data": {"blob": chunk}});
+    let start = Instant::now();
+    let mut sent_bytes = 0usize;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the slow consumer was not closed after {sent_bytes} bytes pushed in 40 s"
+        );
+        let r = server.api_post("/api/send", &body).await;
+        r.assert_status(200, "POST /api/send to the slow consumer");
+        match r.json()["delivered"].as_u64() {
+            Some(0) => break,
+            Some(1) => sent_bytes += chunk.len(),
+            other => panic!("unexpected delivered {other:?}: {}", r.text()),
+        }
+    }
+
+    // The server still answers others promptly, and its HTTP side too.
+    let t = Instant::now();
+    fast.expect_nothing_pending().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "a healthy client waited {:?} for a pong",
+        t.elapsed()
+    );
+    server.get("/metrics").await.assert_status(200, "/metrics");
+    let (mut fresh, _) = Client::authed(&server, "fresh").await;
+    fresh.expect_nothing_pending().await;
+
+    // Reading now: whatever the kernel held, then the 4009 close frame.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match slow.read_frame(left).await {
+            Ok(f) if f.opcode == 8 => {
+                assert_eq!(
+                    f.close_code(),
+                    Some(4009),
+                    "slow consumer closed with {:?}",
+                    f.close_code()
+                );
+                break;
+            }
+            Ok(f) if matches!(f.opcode, 0 | 1 | 9) => {}
+            Ok(f) => panic!("unexpected opcode {}", f.opcode),
+            Err(RawEnd::Timeout) => {
+                panic!("no 4009 close frame within {WAIT:?} of reading again")
+            }
+            Err(end) => panic!(
+                "the slow consumer's transport ended without a 4009 close frame ({end:?}) after {sent_bytes} bytes pushed"
+            ),
+        }
+    }
+    eprintln!("slow consumer closed after {sent_bytes} bytes pushed");
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["users"],
+        json!(2),
+        "slow is gone, fast and fresh remain: {stats}"
+    );
+}

@@ -1,0 +1,12 @@
+//! The cases of the suite, one `async fn case<A: Adapter>()` each, grouped by PROTOCOL.md
+//! section. Every case starts its own server(s).
+
+pub mod auth;
+pub mod drain;
+pub mod frames;
+pub mod handshake;
+pub mod http_api;
+pub mod limits;
+pub mod liveness;
+pub mod presence;
+pub mod topics;

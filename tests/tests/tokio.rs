@@ -1,0 +1,3 @@
+//! The end-to-end suite against `switchboard-tokio`.
+
+switchboard_tests::suite!(switchboard_tests::adapters::Tokio);
