@@ -1,0 +1,1 @@
+//! Benchmarks and load generation (in progress).
