@@ -12,24 +12,9 @@ impl Adapter for Tokio {
     const NAME: &'static str = "tokio";
 
     fn start(settings: Settings) -> TestServer {
-        use switchboard_core::http::{OriginPolicy, TrustedProxies};
-        use switchboard_tokio::{Server, ServerConfig};
+        use switchboard_tokio::Server;
 
-        let mut config = ServerConfig::new(
-            "127.0.0.1:0".parse().expect("loopback address"),
-            settings.jwt_secret.clone(),
-        );
-        config.core = settings.core.clone();
-        config.api_key = settings.api_key.clone();
-        config.drain_timeout = settings.drain_timeout;
-        config.handshake_timeout = settings.handshake_timeout;
-        config.max_connections = settings.max_connections;
-        if let Some(origins) = &settings.allowed_origins {
-            config.allowed_origins = OriginPolicy::parse(origins).expect("allowed origins");
-        }
-        if let Some(proxies) = &settings.trusted_proxies {
-            config.trusted_proxies = TrustedProxies::parse(proxies).expect("trusted proxies");
-        }
+        let config = settings.server_config();
 
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<crate::StopSignal>();

@@ -72,6 +72,29 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The configuration of a server on 127.0.0.1 (any free port) with these settings: the
+    /// one type every adapter takes.
+    pub fn server_config(&self) -> switchboard_core::ServerConfig {
+        use switchboard_core::http::{OriginPolicy, TrustedProxies};
+
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut config = switchboard_core::ServerConfig::new(listen, self.jwt_secret.clone());
+        config.core = self.core.clone();
+        config.api_key = self.api_key.clone();
+        config.drain_timeout = self.drain_timeout;
+        config.handshake_timeout = self.handshake_timeout;
+        config.max_connections = self.max_connections;
+        if let Some(origins) = &self.allowed_origins {
+            config.allowed_origins = OriginPolicy::parse(origins).expect("allowed origins");
+        }
+        if let Some(proxies) = &self.trusted_proxies {
+            config.trusted_proxies = TrustedProxies::parse(proxies).expect("trusted proxies");
+        }
+        config
+    }
+}
+
 /// One server implementation under test.
 pub trait Adapter: 'static {
     /// A short name for messages.
