@@ -1,0 +1,6 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use switchboard_fuzz::events::{run, Input};
+
+fuzz_target!(|input: Input| run(&input));
