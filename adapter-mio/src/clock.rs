@@ -1,0 +1,34 @@
+//! The adapter's clock: the only place where time is read.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use switchboard_core::{Instant, Now};
+
+/// Reads both clocks and converts them for the core.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    epoch: std::time::Instant,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Clock {
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Now {
+        let unix_millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Now::new(
+            Instant::since(self.epoch, std::time::Instant::now()),
+            unix_millis,
+        )
+    }
+
+    /// The standard-clock instant of a core deadline, for the poll timeout.
+    pub(crate) fn to_std(self, at: Instant) -> std::time::Instant {
+        at.to_std(self.epoch)
+    }
+}

@@ -1,0 +1,173 @@
+//! The HTTP front door, IO-free parts: finding the end of a request head in what was read,
+//! reading an API body's length, the 101 answer, and the WebSocket codec settings. The
+//! decisions (routes, statuses) are the core's `http::route`.
+
+use std::io::{self, Read, Write};
+
+use switchboard_core::http::{
+    HttpResponse, RequestHead, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
+};
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::WebSocketConfig;
+
+/// What the bytes read so far hold.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// A complete head of this many bytes; what follows is body or WebSocket data.
+    Complete(usize),
+    /// Not complete yet: read more.
+    Partial,
+    /// Over `MAX_HEAD_BYTES` or `MAX_HEADERS`: 431.
+    TooLarge,
+    /// Not HTTP/1.x: 400.
+    Malformed,
+}
+
+/// Checks whether `buf` holds a complete request head (the tokio adapter's rules exactly).
+pub(crate) fn parse_head(buf: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => Head::Complete(len),
+        Ok(httparse::Status::Complete(_)) => Head::TooLarge,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => Head::TooLarge,
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => Head::TooLarge,
+        Err(_) => Head::Malformed,
+    }
+}
+
+/// An API request's `Content-Length` (absent: 0), or the answer refusing it.
+pub(crate) fn body_length(head: &RequestHead<'_>) -> Result<usize, HttpResponse> {
+    let length = match head.header("content-length") {
+        None => 0,
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or_else(|| HttpResponse::error(400, "invalid Content-Length"))?,
+    };
+    if length > MAX_API_BODY_BYTES {
+        return Err(HttpResponse::error(413, "request body too large"));
+    }
+    Ok(length)
+}
+
+/// The `101 Switching Protocols` answer for this `Sec-WebSocket-Key`.
+pub(crate) fn switching_protocols(key: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    )
+    .into_bytes()
+}
+
+/// The WebSocket codec settings: the core's message limit, small idle buffers (as the tokio
+/// adapter's).
+pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_message_size(Some(max_message_bytes))
+        .max_frame_size(Some(max_message_bytes))
+}
+
+/// How a non-blocking transfer ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Transfer {
+    /// All done (written), or some bytes arrived (read).
+    Done,
+    /// The socket would block: wait for readiness.
+    Blocked,
+    /// The peer closed its side (read returned 0).
+    Eof,
+}
+
+/// Writes `buf[*written..]` until done or the socket blocks.
+pub(crate) fn write_some(
+    stream: &mut impl Write,
+    buf: &[u8],
+    written: &mut usize,
+) -> io::Result<Transfer> {
+    while *written < buf.len() {
+        match stream.write(&buf[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Transfer::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Transfer::Done)
+}
+
+/// Reads once (retrying on EINTR) into `buf`, at most `max` bytes.
+pub(crate) fn read_some(
+    stream: &mut impl Read,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Transfer> {
+    let mut chunk = [0u8; 2048];
+    let want = max.min(chunk.len());
+    loop {
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(Transfer::Eof),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(Transfer::Done);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Transfer::Blocked),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_found_and_bounded() {
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), Head::Partial);
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"),
+            Head::Complete(27)
+        );
+        assert_eq!(parse_head(b"\x01\x02 nonsense\r\n\r\n"), Head::Malformed);
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("h{i}: v\r\n"))
+            .collect();
+        let request = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(parse_head(request.as_bytes()), Head::TooLarge);
+        let long = format!("GET / HTTP/1.1\r\nx: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse_head(long.as_bytes()), Head::TooLarge);
+    }
+
+    #[test]
+    fn writes_resume_where_they_stopped() {
+        /// Takes three bytes per call, then blocks every other call.
+        struct Trickle(Vec<u8>, bool);
+        impl Write for Trickle {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.1 = !self.1;
+                if self.1 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sink = Trickle(Vec::new(), false);
+        let data = b"0123456789";
+        let mut written = 0;
+        let mut calls = 0;
+        while write_some(&mut sink, data, &mut written).expect("no error") == Transfer::Blocked {
+            calls += 1;
+        }
+        assert!(calls > 1);
+        assert_eq!(sink.0, data);
+    }
+}

@@ -1,0 +1,80 @@
+//! `switchboard-mio`: the same server as `switchboard` (same flags, same protocol, same HTTP
+//! API) on a mio event loop.
+
+#[path = "../../adapter-tokio/src/cli.rs"]
+mod cli;
+
+use std::process::ExitCode;
+
+use switchboard_mio::{Handle, Server, ServerConfig};
+use tracing::{error, info, warn};
+
+fn main() -> ExitCode {
+    let config = match cli::start() {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    // Before any other thread exists, so that every thread inherits the mask.
+    let signals = match block_shutdown_signals() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("switchboard-mio: cannot block SIGTERM/SIGINT: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(config, signals) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: ServerConfig, signals: libc::sigset_t) -> std::io::Result<()> {
+    let max_connections = config.max_connections;
+    let server = Server::bind(config)?;
+    info!(addr = %server.local_addr(), max_connections, "switchboard-mio ready: ws://{}/ws", server.local_addr());
+    let handle = server.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || wait_for_signals(signals, handle))?;
+    server.run()
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and so in every thread spawned after), returning
+/// the set for `sigwait`.
+///
+/// Why `sigwait` on a dedicated thread rather than a handler: a handler runs in signal context,
+/// where only async-signal-safe calls are allowed, so it could at most set a flag and poke a
+/// self-pipe; a thread that waits for the blocked signals synchronously runs ordinary code and
+/// simply calls `Handle::shutdown`, with no extra crate and no unsafe code in signal context.
+fn block_shutdown_signals() -> std::io::Result<libc::sigset_t> {
+    // SAFETY: the set is initialised by sigemptyset before use; the calls only read and write it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        Ok(set)
+    }
+}
+
+/// Starts the drain on every SIGTERM/SIGINT (repeats are harmless: shutdown is idempotent).
+fn wait_for_signals(signals: libc::sigset_t, handle: Handle) {
+    loop {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: `signals` is a valid, initialised set; `signal` is a valid out-pointer.
+        let rc = unsafe { libc::sigwait(&signals, &mut signal) };
+        if rc != 0 {
+            warn!(error = %std::io::Error::from_raw_os_error(rc), "sigwait failed");
+            return;
+        }
+        info!(signal, "signal received: draining");
+        handle.shutdown();
+    }
+}

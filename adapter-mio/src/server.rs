@@ -1,0 +1,78 @@
+//! The server on its own `Poll`: bind, then `run` on the calling thread until the drain is over.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::{Events, Poll, Token};
+use tracing::info;
+
+use crate::engine::Embedded;
+use crate::handle::Handle;
+use crate::ServerConfig;
+
+/// Readiness events taken per `poll` call.
+const EVENTS: usize = 1024;
+
+/// A bound server, ready to run on its own thread.
+#[derive(Debug)]
+pub struct Server {
+    poll: Poll,
+    engine: Embedded,
+    /// Read once at bind, so that asking for it cannot fail.
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listening socket; the server accepts connections once this returns (they wait
+    /// in the backlog until [`run`](Self::run) is called).
+    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let engine = Embedded::bind(config, poll.registry(), Token(0))?;
+        let local_addr = engine.local_addr()?;
+        Ok(Server {
+            poll,
+            engine,
+            local_addr,
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for the application: send, publish, query, shut down.
+    pub fn handle(&self) -> Handle {
+        self.engine.handle()
+    }
+
+    /// Serves on the calling thread until a shutdown has drained (everyone gone, or the drain
+    /// deadline passed). Fails only if polling itself fails.
+    pub fn run(self) -> io::Result<()> {
+        let Server {
+            mut poll,
+            mut engine,
+            local_addr,
+        } = self;
+        info!(addr = %local_addr, "listening");
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            engine.turn();
+            if engine.is_finished() {
+                break;
+            }
+            match poll.poll(&mut events, engine.timeout()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                engine.handle_event(event);
+            }
+        }
+        // Whatever is left past the deadline is dropped without further ado.
+        drop(engine);
+        info!("stopped");
+        Ok(())
+    }
+}

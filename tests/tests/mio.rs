@@ -1,0 +1,3 @@
+//! The end-to-end suite against `switchboard-mio`.
+
+switchboard_tests::suite!(switchboard_tests::adapters::Mio);
