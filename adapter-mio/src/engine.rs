@@ -423,6 +423,9 @@ impl Embedded {
                             code: code.0,
                             reason: reason.into_owned(),
                         };
+                        // The grace runs from the decision: a stalled peer cannot keep a
+                        // closed connection by not reading what is queued before the close.
+                        self.arm_grace(key);
                         self.mark_dirty(key);
                     }
                 }
@@ -762,7 +765,7 @@ impl Embedded {
         ws.state = WsState::Closing;
         ws.out.discard();
         let id = ws.id;
-        self.set_deadline(key, Some(std::time::Instant::now() + CLOSE_GRACE));
+        self.arm_grace(key);
         if was_open {
             self.conns.remove(&id);
             info!(conn = %id, "disconnected by client");
@@ -813,7 +816,7 @@ impl Embedded {
                         self.again.push(key);
                     }
                     if closing {
-                        self.set_deadline(key, Some(std::time::Instant::now() + CLOSE_GRACE));
+                        self.arm_grace(key);
                         // The peer's close may be here already.
                         self.again.push(key);
                     }
@@ -905,6 +908,13 @@ impl Embedded {
                 self.sb.handle_closed(now, ws.id);
                 self.execute(now);
             }
+        }
+    }
+
+    /// Starts the close grace of a WebSocket unless it runs already.
+    fn arm_grace(&mut self, key: usize) {
+        if self.sockets.get(key).is_some_and(|s| s.deadline.is_none()) {
+            self.set_deadline(key, Some(std::time::Instant::now() + CLOSE_GRACE));
         }
     }
 

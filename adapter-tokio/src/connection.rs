@@ -1,11 +1,13 @@
 //! One task per WebSocket: frames in to the driver, queued frames out to the socket.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_core::{ConnId, Violation};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -19,7 +21,8 @@ use crate::Shared;
 /// Bytes handed to the socket per flush: writes are batched per wake-up, and a slow consumer's
 /// discarded backlog is everything beyond the batch in flight.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
-/// How long a closing connection waits for the peer's close frame before dropping it.
+/// How long a connection lives once the core decided to close it: to write what is queued, the
+/// close frame, and to hear the peer's close. A stalled peer cannot keep it longer.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection's outbound queue and the wake-up of its task.
@@ -27,6 +30,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub(crate) struct Mailbox {
     outbound: Outbound,
     wake: Notify,
+    /// When the transport is dropped, whatever the peer does: set when the close is decided.
+    drop_at: OnceLock<Instant>,
 }
 
 impl Mailbox {
@@ -37,6 +42,7 @@ impl Mailbox {
     }
 
     pub(crate) fn end(&self, end: End, discard: bool) {
+        let _ = self.drop_at.set(Instant::now() + CLOSE_GRACE);
         self.outbound.end(end, discard);
         self.wake.notify_one();
     }
@@ -57,8 +63,10 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
 ) {
     let end = exchange(ws, id, &mailbox, &events).await;
-    if let Some((mut ws, End::Close { code, reason })) = end {
-        close(&mut ws, code, reason).await;
+    if let (Some((mut ws, End::Close { code, reason })), Some(&drop_at)) =
+        (end, mailbox.drop_at.get())
+    {
+        let _ = tokio::time::timeout_at(drop_at, close(&mut ws, code, reason)).await;
     }
     shared.websockets.fetch_sub(1, Ordering::AcqRel);
     let _ = events.send(ConnEvent::Closed(id)).await;
@@ -98,7 +106,8 @@ async fn exchange(
                     Ok(()) => false,
                     Err(_) => return None,
                 },
-                // A blocked write must not keep an evicted connection or a slow consumer.
+                // A blocked write must not keep an evicted connection, a slow consumer, or a
+                // closed connection past its grace.
                 _ = must_abort(mailbox) => true,
             };
             batch.clear();
@@ -141,28 +150,29 @@ async fn exchange(
     }
 }
 
-/// Resolves once a write in progress must be abandoned.
+/// Resolves once a write in progress must be abandoned: at once for an eviction or a slow
+/// consumer, at the end of the grace for any other close.
 async fn must_abort(mailbox: &Mailbox) {
     loop {
         if mailbox.outbound.must_abort() {
             return;
         }
+        if let Some(&drop_at) = mailbox.drop_at.get() {
+            return tokio::time::sleep_until(drop_at).await;
+        }
         mailbox.wake.notified().await;
     }
 }
 
-/// Writes the close frame and waits briefly for the peer's, then lets the socket drop.
+/// Writes the close frame and waits for the peer's (the caller bounds it by the grace).
 async fn close(ws: &mut Ws, code: u16, reason: String) {
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: Utf8Bytes::from(reason),
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        if ws.send(Message::Close(Some(frame))).await.is_ok() {
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    })
-    .await;
+    if ws.send(Message::Close(Some(frame))).await.is_ok() {
+        while let Some(Ok(_)) = ws.next().await {}
+    }
 }
 
 /// After the peer's close frame: let tungstenite write its reply, briefly.

@@ -295,6 +295,7 @@ macro_rules! suite {
             liveness::liveness_any_frame_is_a_sign_of_life,
             limits::limits_rate_limit_closes_4029,
             limits::limits_slow_consumer_closes_4009,
+            limits::limits_closed_connection_with_a_stalled_client_is_dropped_within_a_second,
             http_api::http_api_requires_key,
             http_api::http_api_publish_delivers_message,
             http_api::http_api_send_delivers_push,

@@ -167,3 +167,67 @@ pub async fn limits_slow_consumer_closes_4009<A: Adapter>() {
         "slow is gone, fast and fresh remain: {stats}"
     );
 }
+
+/// A connection the core has closed (here: replaced, 4001) lives at most about a second more,
+/// even when its client stopped reading with frames still queued for it: a stalled peer cannot
+/// keep a closed connection, and its memory, alive.
+pub async fn limits_closed_connection_with_a_stalled_client_is_dropped_within_a_second<
+    A: Adapter,
+>() {
+    let mut settings = Settings::default();
+    // Big enough that the pushes below stall the client without making it a slow consumer.
+    settings.core.max_outbound_bytes = 64 * 1024 * 1024;
+    settings.core.pong_timeout = Duration::from_secs(60);
+    let server = A::start(settings);
+    let query = format!("token={}&device=d", token(&server.jwt_secret, "stalled"));
+    let mut stalled = RawWs::connect(server.addr, &format!("/ws?{query}"), &[], Some(4096)).await;
+    stalled.recv_json().await;
+
+    // Push until frames stay queued in the server: the kernel buffers are full.
+    let chunk = "x".repeat(64 * 1024);
+    let body = json!({"userId": "stalled", "data": {"blob": chunk}});
+    let backlog = || async {
+        let metrics = server.get("/metrics").await.text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("switchboard_outbound_backlog_bytes "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("/metrics reports switchboard_outbound_backlog_bytes")
+    };
+    let start = Instant::now();
+    while backlog().await < 1024 * 1024 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "could not stall the client"
+        );
+        for _ in 0..8 {
+            server
+                .api_post("/api/send", &body)
+                .await
+                .assert_status(200, "push");
+        }
+    }
+
+    // A newer connection on the same device replaces it: the server decides close 4001.
+    let mut newer = Client::connect(&server, &query, "newer").await;
+    assert_eq!(newer.recv_json().await["type"], "auth_success");
+    let decided = Instant::now();
+    let websockets = || async {
+        let metrics = server.get("/metrics").await.text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("switchboard_websockets "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("/metrics reports switchboard_websockets")
+    };
+    while websockets().await > 1 {
+        assert!(
+            decided.elapsed() < Duration::from_secs(3),
+            "the replaced, stalled connection is still held {:?} after its close",
+            decided.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(backlog().await, 0, "its queued frames were released");
+    drop(stalled);
+}
