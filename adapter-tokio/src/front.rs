@@ -250,10 +250,31 @@ async fn ask(
         .unwrap_or_else(|_| HttpResponse::error(503, "server is shutting down"))
 }
 
-/// Writes an HTTP answer and closes the connection.
+/// Time an HTTP answer has to reach a client, and then to let the connection wind down.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Writes an HTTP answer and closes the connection. A client that does not read cannot hold
+/// the socket: the write is bounded in time.
 async fn respond(stream: &mut TcpStream, response: HttpResponse) {
-    let _ = stream.write_all(&response.to_bytes()).await;
+    let written =
+        tokio::time::timeout(ANSWER_TIMEOUT, stream.write_all(&response.to_bytes())).await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
     let _ = stream.shutdown().await;
+    // Read what the client still sends, briefly: closing a socket with unread input makes the
+    // kernel reset the connection, which can destroy the answer before the client reads it
+    // (e.g. a 431 while the client is still sending its oversized head).
+    let mut discard = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = stream.read(&mut discard).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The WebSocket codec settings: the core's message limit, small idle buffers.
