@@ -70,3 +70,9 @@ pub use engine::Embedded;
 pub use handle::{ConnectionSnapshot, Handle, Stopped};
 pub use server::Server;
 pub use switchboard_core::ServerConfig;
+
+/// The README's examples (the core's and this crate's), compiled as doctests so that they stay
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -81,8 +81,3 @@ pub use protocol::{Handshake, HandshakeError};
 pub use registry::{ConnId, InvalidConnId};
 pub use switchboard::{ConnectionInfo, Frame, Stats, Switchboard, Violation, MAX_USER_ID_BYTES};
 pub use time::{Instant, Now};
-
-/// The README's examples, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
