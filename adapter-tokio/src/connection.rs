@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::cap::ConnectionCap;
 use crate::driver::{ConnEvent, Inbound};
 use crate::outbound::{End, Outbound, Outgoing};
-use crate::sync::{Arc, Ordering};
-use crate::Shared;
+use crate::sync::Arc;
 
 /// Bytes handed to the socket per flush: writes are batched per wake-up, and a slow consumer's
 /// discarded backlog is everything beyond the batch in flight.
@@ -60,7 +60,7 @@ pub(crate) async fn serve(
     id: ConnId,
     mailbox: Arc<Mailbox>,
     events: mpsc::Sender<ConnEvent>,
-    shared: Arc<Shared>,
+    cap: Arc<ConnectionCap>,
 ) {
     let end = exchange(ws, id, &mailbox, &events).await;
     if let (Some((mut ws, End::Close { code, reason })), Some(&drop_at)) =
@@ -68,7 +68,7 @@ pub(crate) async fn serve(
     {
         let _ = tokio::time::timeout_at(drop_at, close(&mut ws, code, reason)).await;
     }
-    shared.websockets.fetch_sub(1, Ordering::AcqRel);
+    cap.release();
     let _ = events.send(ConnEvent::Closed(id)).await;
 }
 

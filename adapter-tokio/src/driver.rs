@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tracing::{debug, info};
 
+use crate::cap::ConnectionCap;
 use crate::clock::Clock;
 use crate::connection::Mailbox;
 use crate::outbound::{End, Outgoing};
-use crate::sync::{Arc, Ordering};
-use crate::Shared;
+use crate::sync::Arc;
 
 /// Events from connection tasks: bounded, so that a flood of frames pushes back on readers.
 pub(crate) const EVENT_QUEUE: usize = 4096;
@@ -69,7 +69,7 @@ pub(crate) struct Driver {
     pub(crate) conns: HashMap<ConnId, Arc<Mailbox>>,
     pub(crate) api_key: Option<String>,
     pub(crate) drain_timeout: Duration,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) cap: Arc<ConnectionCap>,
     pub(crate) events: mpsc::Receiver<ConnEvent>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
     pub(crate) stopped: bool,
@@ -115,10 +115,7 @@ impl Driver {
     }
 
     fn is_done(&self) -> bool {
-        self.stopped
-            || (self.sb.is_draining()
-                && self.conns.is_empty()
-                && self.shared.websockets.load(Ordering::Acquire) == 0)
+        self.stopped || (self.sb.is_draining() && self.conns.is_empty() && self.cap.held() == 0)
     }
 
     fn on_event(&mut self, event: ConnEvent) {
@@ -196,7 +193,7 @@ impl Driver {
                     (
                         "switchboard_websockets",
                         "WebSocket connections held by the adapter, in their handshake or open.",
-                        self.shared.websockets.load(Ordering::Acquire) as u64,
+                        self.cap.held() as u64,
                     ),
                 ];
                 let _ = reply.send(http::metrics(&self.sb, &extra));

@@ -18,7 +18,7 @@ use tracing::debug;
 
 use crate::connection;
 use crate::driver::{ConnEvent, Control};
-use crate::sync::{Arc, Ordering};
+use crate::sync::Arc;
 use crate::Context;
 
 /// Why a request head could not be read.
@@ -131,8 +131,7 @@ async fn upgrade(
     ctx: Arc<Context>,
 ) {
     // Count this socket among the WebSocket connections before anything else can.
-    if ctx.shared.websockets.fetch_add(1, Ordering::AcqRel) >= ctx.max_connections {
-        ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+    if !ctx.cap.try_acquire() {
         let response = HttpResponse::error(503, "server at its connection limit");
         return respond(&mut stream, response).await;
     }
@@ -149,12 +148,12 @@ async fn upgrade(
     let (id, mailbox) = match opened {
         Some(Ok(opened)) => opened,
         Some(Err(refused)) => {
-            ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+            ctx.cap.release();
             let response = HttpResponse::error(refused.http_status(), &refused.to_string());
             return respond(&mut stream, response).await;
         }
         None => {
-            ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+            ctx.cap.release();
             return respond(
                 &mut stream,
                 HttpResponse::error(503, "server is shutting down"),
@@ -167,14 +166,14 @@ async fn upgrade(
         derive_accept_key(key.as_bytes())
     );
     if stream.write_all(accept.as_bytes()).await.is_err() {
-        ctx.shared.websockets.fetch_sub(1, Ordering::AcqRel);
+        ctx.cap.release();
         let _ = ctx.events.send(ConnEvent::Closed(id)).await;
         return;
     }
     let ws =
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ctx.websocket))
             .await;
-    connection::serve(ws, id, mailbox, ctx.events.clone(), ctx.shared.clone()).await;
+    connection::serve(ws, id, mailbox, ctx.events.clone(), ctx.cap.clone()).await;
 }
 
 /// Reads until the end of the request head; returns its length. Bytes after it stay in `buf`.

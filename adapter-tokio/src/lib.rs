@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cap;
 mod clock;
 mod connection;
 mod driver;
@@ -40,23 +41,16 @@ use switchboard_core::http::{OriginPolicy, TrustedProxies};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::cap::ConnectionCap;
 use crate::driver::{ConnEvent, Control};
-use crate::sync::{Arc, AtomicUsize};
-
-/// Counters shared by the accept path, the connection tasks and the driver.
-#[derive(Default)]
-pub(crate) struct Shared {
-    /// WebSocket connections in their upgrade or open: capped by `max_connections`.
-    pub(crate) websockets: AtomicUsize,
-}
+use crate::sync::Arc;
 
 /// What every socket task needs, shared.
 pub(crate) struct Context {
     pub(crate) events: mpsc::Sender<ConnEvent>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) cap: Arc<ConnectionCap>,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) max_connections: usize,
     pub(crate) allowed_origins: OriginPolicy,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) websocket: WebSocketConfig,

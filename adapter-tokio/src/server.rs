@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::cap::ConnectionCap;
 use crate::clock::Clock;
 use crate::driver::{Driver, EVENT_QUEUE};
 use crate::front::{serve_socket, websocket_config};
 use crate::handle::Handle;
 use crate::sync::Arc;
-use crate::{Context, ServerConfig, Shared};
+use crate::{Context, ServerConfig};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -44,13 +45,12 @@ impl Server {
         let listener = TcpListener::bind(config.listen).await?;
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
+        let cap = Arc::new(ConnectionCap::new(config.max_connections));
         let context = Arc::new(Context {
             events: events_tx,
             control: control_tx.clone(),
-            shared: shared.clone(),
+            cap: cap.clone(),
             handshake_timeout: config.handshake_timeout,
-            max_connections: config.max_connections,
             allowed_origins: config.allowed_origins,
             trusted_proxies: config.trusted_proxies,
             websocket: websocket_config(config.core.max_message_bytes),
@@ -66,7 +66,7 @@ impl Server {
             conns: HashMap::new(),
             api_key: config.api_key,
             drain_timeout: config.drain_timeout,
-            shared,
+            cap,
             events,
             control,
             stopped: false,
