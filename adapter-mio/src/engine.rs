@@ -629,18 +629,7 @@ impl Embedded {
                 _ => None,
             })
             .sum();
-        let extra = [
-            (
-                "switchboard_outbound_backlog_bytes",
-                "Bytes queued for clients and not yet written to their sockets.",
-                backlog as u64,
-            ),
-            (
-                "switchboard_websockets",
-                "WebSocket connections held by the adapter, in their handshake or open.",
-                self.websockets as u64,
-            ),
-        ];
+        let extra = http::adapter_gauges(backlog as u64, self.websockets as u64);
         http::metrics(&self.sb, &extra)
     }
 

@@ -67,8 +67,9 @@ mod server;
 mod sync;
 
 pub use engine::Embedded;
-pub use handle::{ConnectionSnapshot, Handle, Stopped};
+pub use handle::{Handle, Stopped};
 pub use server::Server;
+pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 
 /// The README's examples (the core's and this crate's), compiled as doctests so that they stay

@@ -184,18 +184,7 @@ impl Driver {
             }
             Control::Metrics(reply) => {
                 let backlog: usize = self.conns.values().map(|m| m.backlog()).sum();
-                let extra = [
-                    (
-                        "switchboard_outbound_backlog_bytes",
-                        "Bytes queued for clients and not yet written to their sockets.",
-                        backlog as u64,
-                    ),
-                    (
-                        "switchboard_websockets",
-                        "WebSocket connections held by the adapter, in their handshake or open.",
-                        self.cap.held() as u64,
-                    ),
-                ];
+                let extra = http::adapter_gauges(backlog as u64, self.cap.held() as u64);
                 let _ = reply.send(http::metrics(&self.sb, &extra));
             }
             Control::Command(command) => command(&mut self.sb, now),

@@ -2,7 +2,8 @@
 
 use serde_json::value::RawValue;
 use switchboard_core::{
-    CloseCode, ConnId, DisconnectError, Gone, Now, PublishError, Stats, Switchboard,
+    CloseCode, ConnId, ConnectionSnapshot, DisconnectError, Gone, Now, PublishError, Stats,
+    Switchboard,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -12,23 +13,6 @@ use crate::driver::Control;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the server has stopped")]
 pub struct Stopped;
-
-/// One connection as a query returns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectionSnapshot {
-    /// Its id.
-    pub id: ConnId,
-    /// Its device id, if it has one.
-    pub device: Option<String>,
-    /// Its device name from the handshake.
-    pub device_name: Option<String>,
-    /// Its `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The client's address.
-    pub ip: std::net::IpAddr,
-    /// When it connected, milliseconds since the Unix epoch.
-    pub connected_at_unix_millis: u64,
-}
 
 /// Sends commands to the driver that owns the core. Cheap to clone; usable from any thread.
 #[derive(Clone, Debug)]
@@ -149,14 +133,7 @@ impl Handle {
             sb.user_connections(&user)
                 .iter()
                 .filter_map(|&id| sb.connection(id))
-                .map(|c| ConnectionSnapshot {
-                    id: c.id(),
-                    device: c.device().map(str::to_owned),
-                    device_name: c.device_name().map(str::to_owned),
-                    user_agent: c.user_agent().map(str::to_owned),
-                    ip: c.ip(),
-                    connected_at_unix_millis: c.connected_at_unix_millis(),
-                })
+                .map(|c| c.snapshot())
                 .collect()
         })
         .await

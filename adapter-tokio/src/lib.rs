@@ -31,8 +31,9 @@ mod outbound;
 mod server;
 mod sync;
 
-pub use handle::{ConnectionSnapshot, Handle, Stopped};
+pub use handle::{Handle, Stopped};
 pub use server::Server;
+pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 
 use std::time::Duration;

@@ -79,5 +79,7 @@ pub use error::{DisconnectError, Gone, OpenError, PublishError};
 pub use policy::SessionPolicy;
 pub use protocol::{Handshake, HandshakeError};
 pub use registry::{ConnId, InvalidConnId};
-pub use switchboard::{ConnectionInfo, Frame, Stats, Switchboard, Violation, MAX_USER_ID_BYTES};
+pub use switchboard::{
+    ConnectionInfo, ConnectionSnapshot, Frame, Stats, Switchboard, Violation, MAX_USER_ID_BYTES,
+};
 pub use time::{Instant, Now};

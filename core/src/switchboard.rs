@@ -123,10 +123,39 @@ impl<'a> ConnectionInfo<'a> {
     pub fn connected_at_unix_millis(&self) -> u64 {
         self.conn.connected_at_unix_millis
     }
+    /// An owned copy of its metadata.
+    pub fn snapshot(&self) -> ConnectionSnapshot {
+        ConnectionSnapshot {
+            id: self.id,
+            device: self.device().map(str::to_owned),
+            device_name: self.device_name().map(str::to_owned),
+            user_agent: self.user_agent().map(str::to_owned),
+            ip: self.ip(),
+            connected_at_unix_millis: self.connected_at_unix_millis(),
+        }
+    }
+
     /// The patterns it is subscribed to, in no particular order.
     pub fn subscriptions(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.conn.subscriptions.iter().map(Pattern::as_str)
     }
+}
+
+/// One connection's metadata, owned: what a query hands across threads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSnapshot {
+    /// Its id.
+    pub id: ConnId,
+    /// Its device id, if it has one.
+    pub device: Option<String>,
+    /// Its device name from the handshake.
+    pub device_name: Option<String>,
+    /// Its `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The client's address.
+    pub ip: IpAddr,
+    /// When it connected, milliseconds since the Unix epoch.
+    pub connected_at_unix_millis: u64,
 }
 
 /// A verified identity, ready to be bound to a connection.

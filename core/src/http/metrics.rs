@@ -18,6 +18,31 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 /// An `extra` sample whose name is not a valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or
 /// repeats a name already written is skipped, so the output always parses.
 pub fn metrics(sb: &Switchboard, extra: &[(&str, &str, u64)]) -> HttpResponse {
+    metrics_text(sb, extra)
+}
+
+/// The gauges every adapter adds to `/metrics`, named alike in both: the bytes queued for
+/// clients and not yet written to their sockets, and the WebSocket connections it holds (in
+/// their upgrade or open: what `--max-connections` caps).
+pub fn adapter_gauges(
+    outbound_backlog_bytes: u64,
+    websockets: u64,
+) -> [(&'static str, &'static str, u64); 2] {
+    [
+        (
+            "switchboard_outbound_backlog_bytes",
+            "Bytes queued for clients and not yet written to their sockets.",
+            outbound_backlog_bytes,
+        ),
+        (
+            "switchboard_websockets",
+            "WebSocket connections held by the adapter, in their handshake or open.",
+            websockets,
+        ),
+    ]
+}
+
+fn metrics_text(sb: &Switchboard, extra: &[(&str, &str, u64)]) -> HttpResponse {
     let s = sb.stats();
     let gauges: [(&str, &str, u64); 6] = [
         (

@@ -16,7 +16,7 @@ mod request;
 mod response;
 
 pub use api::{handle_api, health, ApiRequest};
-pub use metrics::metrics;
+pub use metrics::{adapter_gauges, metrics};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
 pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
