@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use switchboard_core::auth::Hs256Verifier;
@@ -19,8 +19,6 @@ use switchboard_core::{
     Action, CloseCode, ConnId, Frame, Handshake, Now, ServerConfig, Switchboard, Violation,
 };
 use tracing::{debug, info, warn};
-use tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
@@ -29,6 +27,7 @@ use crate::front::{self, Head, Transfer};
 use crate::handle::Handle;
 use crate::outbound::{Outbound, Outgoing};
 use crate::queue::CommandQueue;
+use crate::socket::{write_ws, Answer, ApiCall, Phase, Socket, Ws, WsState, WsWrite};
 use crate::sync::Arc;
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins: the listener's
@@ -64,77 +63,6 @@ struct Settings {
     allowed_origins: OriginPolicy,
     trusted_proxies: TrustedProxies,
     websocket: WebSocketConfig,
-}
-
-/// One accepted socket.
-struct Socket {
-    stream: TcpStream,
-    peer: SocketAddr,
-    phase: Phase,
-    /// Its entry in `Embedded::deadlines`, if any.
-    deadline: Option<std::time::Instant>,
-    /// Interest currently registered.
-    interest: Interest,
-    /// Listed in `Embedded::dirty`: a write pass is due this turn.
-    dirty: bool,
-}
-
-enum Phase {
-    /// Reading the request head (deadline: accept + handshake_timeout).
-    Head(Vec<u8>),
-    /// Reading an `/api` body by its Content-Length.
-    Body(ApiCall),
-    /// Writing an HTTP answer; then our side is shut and the peer's remaining bytes drained.
-    Answer(Answer),
-    /// An upgraded WebSocket.
-    Ws(Box<Ws>),
-}
-
-struct ApiCall {
-    method: String,
-    target: String,
-    authorization: Option<Vec<u8>>,
-    length: usize,
-    body: Vec<u8>,
-}
-
-struct Answer {
-    out: Vec<u8>,
-    written: usize,
-    /// Our side is shut down (everything written).
-    shut: bool,
-    /// The peer's side ended.
-    eof: bool,
-}
-
-struct Ws {
-    id: ConnId,
-    ctx: WebSocketContext,
-    /// The 101 answer, written before any WebSocket byte.
-    preamble: Vec<u8>,
-    preamble_written: usize,
-    out: Outbound,
-    state: WsState,
-    /// Cleared once the codec reported a fault: the core decides how to close.
-    reading: bool,
-    /// The last write would block: wait for writability.
-    blocked: bool,
-}
-
-impl Ws {
-    fn preamble_done(&self) -> bool {
-        self.preamble_written == self.preamble.len()
-    }
-}
-
-enum WsState {
-    /// The core knows this connection.
-    Open,
-    /// The core closed it: write what is queued, then this close frame.
-    Ending { code: u16, reason: String },
-    /// A close frame is on its way (ours or the answer to the peer's): wait for the end of
-    /// the handshake, at most `CLOSE_GRACE`.
-    Closing,
 }
 
 /// The server as a set of mio sources for the application's own event loop.
@@ -945,123 +873,5 @@ impl Drop for Embedded {
             let _ = self.registry.deregister(&mut socket.stream);
         }
         let _ = self.registry.deregister(&mut self.listener);
-    }
-}
-
-/// Why a WebSocket write pass failed: the connection is over and its socket is dropped.
-#[derive(Debug, thiserror::Error)]
-enum Broken {
-    /// Writing the 101 answer failed.
-    #[error("socket: {0}")]
-    Io(#[from] io::Error),
-    /// The codec failed (socket error, or writing after the close).
-    #[error("websocket: {0}")]
-    Ws(Box<WsError>),
-}
-
-impl From<WsError> for Broken {
-    fn from(e: WsError) -> Self {
-        Broken::Ws(Box::new(e))
-    }
-}
-
-/// What a WebSocket write pass left to do.
-struct WsWrite {
-    /// Something is still to be written: wait for writability.
-    blocked: bool,
-    /// The close frame was queued in this pass.
-    closing: bool,
-    /// The 101 answer was completed in this pass.
-    preamble_done: bool,
-    /// The close handshake is over: drop the socket.
-    finished: bool,
-}
-
-/// Writes the 101 answer, then as many queued frames as the socket takes, then flushes once;
-/// once the queue is empty after the core's close, queues the close frame.
-fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, Broken> {
-    let mut pass = WsWrite {
-        blocked: true,
-        closing: false,
-        preamble_done: false,
-        finished: false,
-    };
-    if !ws.preamble_done() {
-        if front::write_some(stream, &ws.preamble, &mut ws.preamble_written)? == Transfer::Blocked {
-            return Ok(pass);
-        }
-        ws.preamble = Vec::new();
-        ws.preamble_written = 0;
-        pass.preamble_done = true;
-    }
-    // A batch still in the codec goes first; new frames only once it is out.
-    if ws.blocked && !flush(stream, ws, &mut pass)? {
-        return Ok(pass);
-    }
-    if !matches!(ws.state, WsState::Closing) {
-        while let Some(frame) = ws.out.hand_over() {
-            match ws.ctx.write(stream, message(frame)) {
-                Ok(()) => {}
-                // The frame is in the codec's buffer; the rest waits for writability.
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ws.blocked = true;
-                    return Ok(pass);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    if !flush(stream, ws, &mut pass)? {
-        return Ok(pass);
-    }
-    if ws.out.is_empty() && matches!(ws.state, WsState::Ending { .. }) {
-        if let WsState::Ending { code, reason } = std::mem::replace(&mut ws.state, WsState::Closing)
-        {
-            let frame = CloseFrame {
-                code: WsCloseCode::from(code),
-                reason: Utf8Bytes::from(reason),
-            };
-            pass.closing = true;
-            match ws.ctx.close(stream, Some(frame)) {
-                Ok(()) => {}
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ws.blocked = true;
-                    return Ok(pass);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    pass.blocked = false;
-    Ok(pass)
-}
-
-/// Flushes the codec; whether everything is out. Records a finished close handshake.
-fn flush(stream: &mut TcpStream, ws: &mut Ws, pass: &mut WsWrite) -> Result<bool, Broken> {
-    match ws.ctx.flush(stream) {
-        Ok(()) => {
-            ws.blocked = false;
-            ws.out.flushed();
-            Ok(true)
-        }
-        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-            ws.blocked = true;
-            Ok(false)
-        }
-        // A server's close handshake is over once its last frame is out.
-        Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
-            pass.finished = true;
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn message(frame: Outgoing) -> Message {
-    match frame {
-        // SAFETY: the core serializes every payload with serde_json, which writes UTF-8 only
-        // (documented on `Action::Send`); checking again would cost a pass per recipient.
-        Outgoing::Text(bytes) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }),
-        Outgoing::Ping => Message::Ping(Default::default()),
     }
 }

@@ -64,6 +64,7 @@ mod handle;
 mod outbound;
 mod queue;
 mod server;
+mod socket;
 mod sync;
 
 pub use engine::Embedded;

@@ -1,0 +1,209 @@
+//! One accepted socket through its phases (request head, API body, HTTP answer, WebSocket),
+//! and the WebSocket write pass: as much as the socket takes, one flush.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use mio::Interest;
+use switchboard_core::ConnId;
+use tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
+use tungstenite::protocol::WebSocketContext;
+use tungstenite::{Error as WsError, Message};
+
+use crate::front::{self, Transfer};
+use crate::outbound::{Outbound, Outgoing};
+
+/// One accepted socket.
+pub(crate) struct Socket {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) phase: Phase,
+    /// Its entry in `Embedded::deadlines`, if any.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// Interest currently registered.
+    pub(crate) interest: Interest,
+    /// Listed in `Embedded::dirty`: a write pass is due this turn.
+    pub(crate) dirty: bool,
+}
+
+pub(crate) enum Phase {
+    /// Reading the request head (deadline: accept + handshake_timeout).
+    Head(Vec<u8>),
+    /// Reading an `/api` body by its Content-Length.
+    Body(ApiCall),
+    /// Writing an HTTP answer; then our side is shut and the peer's remaining bytes drained.
+    Answer(Answer),
+    /// An upgraded WebSocket.
+    Ws(Box<Ws>),
+}
+
+pub(crate) struct ApiCall {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) authorization: Option<Vec<u8>>,
+    pub(crate) length: usize,
+    pub(crate) body: Vec<u8>,
+}
+
+pub(crate) struct Answer {
+    pub(crate) out: Vec<u8>,
+    pub(crate) written: usize,
+    /// Our side is shut down (everything written).
+    pub(crate) shut: bool,
+    /// The peer's side ended.
+    pub(crate) eof: bool,
+}
+
+pub(crate) struct Ws {
+    pub(crate) id: ConnId,
+    pub(crate) ctx: WebSocketContext,
+    /// The 101 answer, written before any WebSocket byte.
+    pub(crate) preamble: Vec<u8>,
+    pub(crate) preamble_written: usize,
+    pub(crate) out: Outbound,
+    pub(crate) state: WsState,
+    /// Cleared once the codec reported a fault: the core decides how to close.
+    pub(crate) reading: bool,
+    /// The last write would block: wait for writability.
+    pub(crate) blocked: bool,
+}
+
+impl Ws {
+    pub(crate) fn preamble_done(&self) -> bool {
+        self.preamble_written == self.preamble.len()
+    }
+}
+
+pub(crate) enum WsState {
+    /// The core knows this connection.
+    Open,
+    /// The core closed it: write what is queued, then this close frame.
+    Ending { code: u16, reason: String },
+    /// A close frame is on its way (ours or the answer to the peer's): wait for the end of
+    /// the handshake, at most `CLOSE_GRACE`.
+    Closing,
+}
+
+/// Why a WebSocket write pass failed: the connection is over and its socket is dropped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Broken {
+    /// Writing the 101 answer failed.
+    #[error("socket: {0}")]
+    Io(#[from] io::Error),
+    /// The codec failed (socket error, or writing after the close).
+    #[error("websocket: {0}")]
+    Ws(Box<WsError>),
+}
+
+impl From<WsError> for Broken {
+    fn from(e: WsError) -> Self {
+        Broken::Ws(Box::new(e))
+    }
+}
+
+/// What a WebSocket write pass left to do.
+pub(crate) struct WsWrite {
+    /// Something is still to be written: wait for writability.
+    pub(crate) blocked: bool,
+    /// The close frame was queued in this pass.
+    pub(crate) closing: bool,
+    /// The 101 answer was completed in this pass.
+    pub(crate) preamble_done: bool,
+    /// The close handshake is over: drop the socket.
+    pub(crate) finished: bool,
+}
+
+/// Writes the 101 answer, then as many queued frames as the socket takes, then flushes once;
+/// once the queue is empty after the core's close, queues the close frame.
+pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, Broken> {
+    let mut pass = WsWrite {
+        blocked: true,
+        closing: false,
+        preamble_done: false,
+        finished: false,
+    };
+    if !ws.preamble_done() {
+        if front::write_some(stream, &ws.preamble, &mut ws.preamble_written)? == Transfer::Blocked {
+            return Ok(pass);
+        }
+        ws.preamble = Vec::new();
+        ws.preamble_written = 0;
+        pass.preamble_done = true;
+    }
+    // A batch still in the codec goes first; new frames only once it is out.
+    if ws.blocked && !flush(stream, ws, &mut pass)? {
+        return Ok(pass);
+    }
+    if !matches!(ws.state, WsState::Closing) {
+        while let Some(frame) = ws.out.hand_over() {
+            match ws.ctx.write(stream, message(frame)) {
+                Ok(()) => {}
+                // The frame is in the codec's buffer; the rest waits for writability.
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ws.blocked = true;
+                    return Ok(pass);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if !flush(stream, ws, &mut pass)? {
+        return Ok(pass);
+    }
+    if ws.out.is_empty() && matches!(ws.state, WsState::Ending { .. }) {
+        if let WsState::Ending { code, reason } = std::mem::replace(&mut ws.state, WsState::Closing)
+        {
+            let frame = CloseFrame {
+                code: WsCloseCode::from(code),
+                reason: Utf8Bytes::from(reason),
+            };
+            pass.closing = true;
+            match ws.ctx.close(stream, Some(frame)) {
+                Ok(()) => {}
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ws.blocked = true;
+                    return Ok(pass);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    pass.blocked = false;
+    Ok(pass)
+}
+
+/// Flushes the codec; whether everything is out. Records a finished close handshake.
+pub(crate) fn flush(
+    stream: &mut TcpStream,
+    ws: &mut Ws,
+    pass: &mut WsWrite,
+) -> Result<bool, Broken> {
+    match ws.ctx.flush(stream) {
+        Ok(()) => {
+            ws.blocked = false;
+            ws.out.flushed();
+            Ok(true)
+        }
+        Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+            ws.blocked = true;
+            Ok(false)
+        }
+        // A server's close handshake is over once its last frame is out.
+        Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+            pass.finished = true;
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn message(frame: Outgoing) -> Message {
+    match frame {
+        // SAFETY: the core serializes every payload with serde_json, which writes UTF-8 only
+        // (documented on `Action::Send`); checking again would cost a pass per recipient.
+        Outgoing::Text(bytes) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }),
+        Outgoing::Ping => Message::Ping(Default::default()),
+    }
+}
