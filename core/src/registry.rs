@@ -103,8 +103,6 @@ pub(crate) struct Connection {
     /// The deadline of this connection's live entry in the timer queue.
     pub(crate) timer_at: Instant,
     pub(crate) inbound: TokenBucket,
-    /// The fan-out that last delivered here: one delivery per connection per fan-out.
-    pub(crate) delivery_stamp: u64,
 }
 
 impl Connection {

@@ -195,6 +195,11 @@ pub struct Switchboard {
     actions: VecDeque<Action>,
     /// Stamp of the latest fan-out, for one delivery per connection.
     delivery_seq: u64,
+    /// Per slot index: the fan-out that last delivered to the connection in that slot.
+    delivery_stamps: Vec<u64>,
+    /// Timer entries that no longer name a live deadline (their connection left, or an earlier
+    /// deadline superseded them); the heap is compacted when they are the majority.
+    stale_timers: usize,
     /// Set by `shutdown`: the drain deadline.
     draining: Option<Instant>,
     stopped: bool,
@@ -222,6 +227,8 @@ impl Switchboard {
             timers: TimerQueue::default(),
             actions: VecDeque::new(),
             delivery_seq: 0,
+            delivery_stamps: Vec::new(),
+            stale_timers: 0,
             draining: None,
             stopped: false,
             stats: Stats::default(),
@@ -292,9 +299,12 @@ impl Switchboard {
             // Not scheduled yet: `rearm` below schedules it once its state is final.
             timer_at: Instant::NEVER,
             inbound: TokenBucket::full(t, self.config.message_burst),
-            delivery_stamp: 0,
         };
         let id = self.registry.insert(conn);
+        let slot = id.index() as usize;
+        if self.delivery_stamps.len() <= slot {
+            self.delivery_stamps.resize(slot + 1, 0);
+        }
         self.stats.opened_total += 1;
         match identity {
             Some(identity) => self.authenticate(now, id, identity, None, None),
@@ -411,9 +421,11 @@ impl Switchboard {
         let t = now.instant;
         while let Some((at, id)) = self.timers.pop_due(t) {
             let Some(conn) = self.registry.get_mut(id) else {
+                self.stale_timers = self.stale_timers.saturating_sub(1);
                 continue; // the connection left
             };
             if conn.timer_at != at {
+                self.stale_timers = self.stale_timers.saturating_sub(1);
                 continue; // superseded by an earlier deadline that already ran
             }
             let leave = if t >= conn.last_seen + self.config.pong_timeout {
@@ -636,6 +648,7 @@ impl Switchboard {
             });
         }
         self.timers.clear();
+        self.stale_timers = 0;
     }
 
     // ---- queries ------------------------------------------------------------------------------
@@ -973,6 +986,7 @@ impl Switchboard {
         let Some(conn) = self.registry.remove(id) else {
             return;
         };
+        self.forget_timer();
         for pattern in &conn.subscriptions {
             self.topics.remove(pattern, id);
         }
@@ -1007,6 +1021,19 @@ impl Switchboard {
         }
     }
 
+    /// A connection's timer entry went stale. Under churn, entries of connections that left
+    /// would pile up until their deadline: once they are the majority, drop them all at once
+    /// (O(n), amortized O(1) per stale entry).
+    fn forget_timer(&mut self) {
+        self.stale_timers += 1;
+        if self.stale_timers > 1024 && self.stale_timers > self.timers.len() / 2 {
+            let registry = &self.registry;
+            self.timers
+                .retain(|at, id| registry.get(id).is_some_and(|c| c.timer_at == at));
+            self.stale_timers = 0;
+        }
+    }
+
     fn presence_changed(&mut self, now: Now, user: &Arc<str>, change: PresenceChange) {
         if let Some(online) = change.transition() {
             self.actions.push_back(Action::Presence {
@@ -1027,15 +1054,17 @@ impl Switchboard {
         let seq = self.delivery_seq;
         let Self {
             topics,
-            registry,
+            delivery_stamps,
             actions,
             ..
         } = self;
         let mut delivered = 0;
+        // The trie holds live connections only, so the stamp's slot index is all it needs; the
+        // stamps sit in a dense array so that a large fan-out stays in cache.
         topics.for_each_match(topic, |id| {
-            if let Some(conn) = registry.get_mut(id) {
-                if conn.delivery_stamp != seq {
-                    conn.delivery_stamp = seq;
+            if let Some(stamp) = delivery_stamps.get_mut(id.index() as usize) {
+                if *stamp != seq {
+                    *stamp = seq;
                     actions.push_back(Action::Send {
                         conn: id,
                         payload: payload.clone(),
@@ -1088,6 +1117,9 @@ impl Switchboard {
         };
         let next = next_deadline(conn, &self.config);
         if next < conn.timer_at {
+            if conn.timer_at != Instant::NEVER {
+                self.stale_timers += 1;
+            }
             conn.timer_at = next;
             self.timers.schedule(next, id);
         }
@@ -1101,5 +1133,52 @@ fn next_deadline(conn: &Connection, config: &Config) -> Instant {
     match &conn.auth {
         AuthState::Pending { deadline } => due.min(*deadline),
         AuthState::Authenticated(session) => due.min(session.expires_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{sign_hs256, Claims, Hs256Verifier};
+
+    #[test]
+    fn timer_entries_of_departed_connections_do_not_pile_up_under_churn() {
+        let mut sb = Switchboard::new(Config::default(), Hs256Verifier::new(b"k"));
+        let now = Now::new(Instant::ZERO, 1_795_428_000_000);
+        let token = sign_hs256(
+            b"k",
+            &Claims {
+                sub: "u".into(),
+                exp: 1_795_431_600,
+                device: None,
+                topics: None,
+            },
+        );
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        // Connections come and go while time stands still: none of their deadlines is reached.
+        for _ in 0..10_000 {
+            let handshake = Handshake {
+                token: Some(token.clone()),
+                ..Handshake::default()
+            };
+            let id = sb.open(now, ip, handshake).unwrap();
+            sb.handle_closed(now, id);
+            while sb.poll_action().is_some() {}
+        }
+        assert!(
+            sb.timers.len() <= 2 * 1024 + 2,
+            "{} timer entries",
+            sb.timers.len()
+        );
+        // A live connection's deadline survives the compactions.
+        let live = sb.open(now, ip, Handshake::default()).unwrap();
+        for _ in 0..3_000 {
+            let id = sb.open(now, ip, Handshake::default()).unwrap();
+            sb.handle_closed(now, id);
+        }
+        sb.handle_timeout(now.after(Duration::from_secs(10)));
+        let closed = std::iter::from_fn(|| sb.poll_action())
+            .any(|a| matches!(a, Action::Close { conn, code: CloseCode::AUTH_TIMEOUT, .. } if conn == live));
+        assert!(closed, "the live connection's auth timeout still fires");
     }
 }

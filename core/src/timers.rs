@@ -35,14 +35,19 @@ impl TimerQueue {
         }
     }
 
+    /// Keeps only the entries for which `live(at, conn)` holds.
+    pub(crate) fn retain(&mut self, mut live: impl FnMut(Instant, ConnId) -> bool) {
+        self.heap.retain(|Reverse((at, conn))| live(*at, *conn));
+    }
+
+    /// Entries held, stale ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
     /// Drops every entry (all connections are gone).
     pub(crate) fn clear(&mut self) {
         self.heap.clear();
-    }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
     }
 }
 
