@@ -64,7 +64,7 @@ pub(crate) fn switching_protocols(key: &str) -> Vec<u8> {
 /// adapter's).
 pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))

@@ -173,7 +173,15 @@ async fn upgrade(
     let ws =
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ctx.websocket))
             .await;
-    connection::serve(ws, id, mailbox, ctx.events.clone(), ctx.cap.clone()).await;
+    // A task of its own for the connection's life: this one, with the request head's buffers
+    // in its state, ends here, so an idle connection holds only what it needs.
+    tokio::spawn(connection::serve(
+        ws,
+        id,
+        mailbox,
+        ctx.events.clone(),
+        ctx.cap.clone(),
+    ));
 }
 
 /// Reads until the end of the request head; returns its length. Bytes after it stay in `buf`.
@@ -278,8 +286,10 @@ async fn respond(stream: &mut TcpStream, response: HttpResponse) {
 
 /// The WebSocket codec settings: the core's message limit, small idle buffers.
 pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
+    // The read buffer is allocated up front for every connection: small, because most client
+    // messages are; a large frame gets room for its declared length when its header arrives.
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
