@@ -12,8 +12,8 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use switchboard_core::auth::Hs256Verifier;
 use switchboard_core::http::{
-    self, route, ApiRequest, HttpResponse, OriginPolicy, RequestHead, Route, TrustedProxies,
-    MAX_HEADERS,
+    self, route, ApiRequest, HeadStatus, HttpResponse, OriginPolicy, RequestHead, Route,
+    TrustedProxies,
 };
 use switchboard_core::{
     Action, CloseCode, ConnId, Frame, Handshake, Now, ServerConfig, Switchboard, Violation,
@@ -23,7 +23,7 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
 use crate::clock::Clock;
-use crate::front::{self, Head, Transfer};
+use crate::front::{self, Transfer};
 use crate::handle::Handle;
 use crate::outbound::{Outbound, Outgoing};
 use crate::queue::CommandQueue;
@@ -402,19 +402,16 @@ impl Embedded {
             };
             match &mut socket.phase {
                 Phase::Head(buf) => match front::read_some(&mut socket.stream, buf, usize::MAX) {
-                    Ok(Transfer::Done) => match front::parse_head(buf) {
-                        Head::Partial => {}
-                        Head::Complete(len) => {
+                    Ok(Transfer::Done) => match HeadStatus::of(buf) {
+                        HeadStatus::Partial => {}
+                        HeadStatus::Complete(len) => {
                             let buf = std::mem::take(buf);
                             self.on_head(key, buf, len);
                         }
-                        Head::TooLarge => {
-                            let response = HttpResponse::error(431, "request head too large");
-                            return self.answer(key, response);
-                        }
-                        Head::Malformed => {
-                            let response = HttpResponse::error(400, "malformed HTTP request");
-                            return self.answer(key, response);
+                        refused => {
+                            if let Some(response) = refused.rejection() {
+                                return self.answer(key, response);
+                            }
                         }
                     },
                     Ok(Transfer::Blocked) => return,
@@ -462,23 +459,15 @@ impl Embedded {
 
     /// Routes a complete request head: the core decides, the adapter carries it out.
     fn on_head(&mut self, key: usize, buf: Vec<u8>, head_len: usize) {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        if !matches!(
-            request.parse(&buf[..head_len]),
-            Ok(httparse::Status::Complete(_))
-        ) {
-            return self.answer(key, HttpResponse::error(400, "malformed HTTP request"));
+        let (head_bytes, rest) = buf.split_at(head_len);
+        let routed = http::with_head(head_bytes, |head| self.on_request(key, head, rest));
+        if routed.is_none() {
+            self.answer(key, HttpResponse::error(400, "malformed HTTP request"));
         }
-        let method = request.method.unwrap_or_default();
-        let target = request.path.unwrap_or_default();
-        let pairs: Vec<(&str, &[u8])> = request.headers.iter().map(|h| (h.name, h.value)).collect();
-        let head = RequestHead {
-            method,
-            target,
-            headers: &pairs,
-        };
-        match route(&head, &self.settings.allowed_origins) {
+    }
+
+    fn on_request(&mut self, key: usize, head: &RequestHead<'_>, rest: &[u8]) {
+        match route(head, &self.settings.allowed_origins) {
             Route::Reject(response) => self.answer(key, response),
             Route::Health => {
                 let response = http::health(&self.sb);
@@ -489,14 +478,13 @@ impl Embedded {
                 self.answer(key, response);
             }
             Route::Api => {
-                let length = match front::body_length(&head) {
+                let length = match http::body_length(head) {
                     Ok(length) => length,
                     Err(response) => return self.answer(key, response),
                 };
-                let rest = &buf[head_len..];
                 let call = ApiCall {
-                    method: method.to_owned(),
-                    target: target.to_owned(),
+                    method: head.method.to_owned(),
+                    target: head.target.to_owned(),
                     authorization: head.header("authorization").map(<[u8]>::to_vec),
                     length,
                     body: rest[..rest.len().min(length)].to_vec(),
@@ -516,16 +504,12 @@ impl Embedded {
                 let Some(peer) = self.sockets.get(key).map(|s| s.peer) else {
                     return;
                 };
-                let forwarded = pairs
-                    .iter()
-                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
-                    .map(|(_, value)| *value);
+                let forwarded = head.headers_named("x-forwarded-for");
                 let ip = self
                     .settings
                     .trusted_proxies
                     .client_ip(peer.ip(), forwarded);
-                let leftover = buf[head_len..].to_vec();
-                self.upgrade(key, ip, handshake, &ws_key, leftover);
+                self.upgrade(key, ip, handshake, &ws_key, rest.to_vec());
             }
         }
     }

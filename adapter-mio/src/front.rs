@@ -1,55 +1,11 @@
-//! The HTTP front door, IO-free parts: finding the end of a request head in what was read,
-//! reading an API body's length, the 101 answer, and the WebSocket codec settings. The
+//! The HTTP front door's socket side: non-blocking reads and writes that resume, the 101
+//! answer, and the WebSocket codec settings. The
 //! decisions (routes, statuses) are the core's `http::route`.
 
 use std::io::{self, Read, Write};
 
-use switchboard_core::http::{
-    HttpResponse, RequestHead, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
-};
 use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::WebSocketConfig;
-
-/// What the bytes read so far hold.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Head {
-    /// A complete head of this many bytes; what follows is body or WebSocket data.
-    Complete(usize),
-    /// Not complete yet: read more.
-    Partial,
-    /// Over `MAX_HEAD_BYTES` or `MAX_HEADERS`: 431.
-    TooLarge,
-    /// Not HTTP/1.x: 400.
-    Malformed,
-}
-
-/// Checks whether `buf` holds a complete request head (the tokio adapter's rules exactly).
-pub(crate) fn parse_head(buf: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::Request::new(&mut headers).parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => Head::Complete(len),
-        Ok(httparse::Status::Complete(_)) => Head::TooLarge,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => Head::TooLarge,
-        Ok(httparse::Status::Partial) => Head::Partial,
-        Err(httparse::Error::TooManyHeaders) => Head::TooLarge,
-        Err(_) => Head::Malformed,
-    }
-}
-
-/// An API request's `Content-Length` (absent: 0), or the answer refusing it.
-pub(crate) fn body_length(head: &RequestHead<'_>) -> Result<usize, HttpResponse> {
-    let length = match head.header("content-length") {
-        None => 0,
-        Some(value) => std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or_else(|| HttpResponse::error(400, "invalid Content-Length"))?,
-    };
-    if length > MAX_API_BODY_BYTES {
-        return Err(HttpResponse::error(413, "request body too large"));
-    }
-    Ok(length)
-}
 
 /// The `101 Switching Protocols` answer for this `Sec-WebSocket-Key`.
 pub(crate) fn switching_protocols(key: &str) -> Vec<u8> {
@@ -124,23 +80,6 @@ pub(crate) fn read_some(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heads_are_found_and_bounded() {
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n"), Head::Partial);
-        assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"),
-            Head::Complete(27)
-        );
-        assert_eq!(parse_head(b"\x01\x02 nonsense\r\n\r\n"), Head::Malformed);
-        let many: String = (0..MAX_HEADERS + 1)
-            .map(|i| format!("h{i}: v\r\n"))
-            .collect();
-        let request = format!("GET / HTTP/1.1\r\n{many}\r\n");
-        assert_eq!(parse_head(request.as_bytes()), Head::TooLarge);
-        let long = format!("GET / HTTP/1.1\r\nx: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
-        assert_eq!(parse_head(long.as_bytes()), Head::TooLarge);
-    }
 
     #[test]
     fn writes_resume_where_they_stopped() {

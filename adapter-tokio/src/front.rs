@@ -1,11 +1,11 @@
 //! The HTTP front door of every accepted socket: read the request head, let the core's router
 //! decide, then upgrade to a WebSocket or answer over HTTP and close.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use switchboard_core::http::{
-    route, HttpResponse, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
+    body_length, route, with_head, HeadStatus, HttpResponse, RequestHead, Route,
 };
 use switchboard_core::Handshake;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,14 +21,23 @@ use crate::driver::{ConnEvent, Control};
 use crate::sync::Arc;
 use crate::Context;
 
-/// Why a request head could not be read.
-enum HeadError {
-    /// Over MAX_HEAD_BYTES or MAX_HEADERS: 431.
-    TooLarge,
-    /// Not HTTP/1.1: 400.
-    Malformed,
-    /// The peer went away.
-    Gone,
+/// What to do with a request, decided from its head and owned, so that no parsing state is
+/// held across the awaits that follow.
+enum Next {
+    Answer(HttpResponse),
+    Health,
+    Metrics,
+    Api {
+        method: String,
+        target: String,
+        authorization: Option<Vec<u8>>,
+        length: usize,
+    },
+    Upgrade {
+        handshake: Handshake,
+        key: String,
+        ip: IpAddr,
+    },
 }
 
 /// Serves one accepted socket from its first byte to its last.
@@ -37,65 +46,34 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
     let head_len =
         match tokio::time::timeout(ctx.handshake_timeout, read_head(&mut stream, &mut buf)).await {
             Ok(Ok(len)) => len,
-            Ok(Err(HeadError::TooLarge)) => {
-                return respond(
-                    &mut stream,
-                    HttpResponse::error(431, "request head too large"),
-                )
-                .await;
-            }
-            Ok(Err(HeadError::Malformed)) => {
-                return respond(
-                    &mut stream,
-                    HttpResponse::error(400, "malformed HTTP request"),
-                )
-                .await;
-            }
-            Ok(Err(HeadError::Gone)) => return,
+            Ok(Err(Some(refusal))) => return respond(&mut stream, refusal).await,
+            Ok(Err(None)) => return,
             Err(_) => {
                 debug!(%peer, "handshake timeout");
-                return respond(
-                    &mut stream,
-                    HttpResponse::error(408, "request not completed in time"),
-                )
-                .await;
+                let response = HttpResponse::error(408, "request not completed in time");
+                return respond(&mut stream, response).await;
             }
         };
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    if !matches!(
-        request.parse(&buf[..head_len]),
-        Ok(httparse::Status::Complete(_))
-    ) {
-        return respond(
-            &mut stream,
-            HttpResponse::error(400, "malformed HTTP request"),
-        )
-        .await;
-    }
-    let method = request.method.unwrap_or_default().to_owned();
-    let target = request.path.unwrap_or_default().to_owned();
-    let pairs: Vec<(&str, &[u8])> = request.headers.iter().map(|h| (h.name, h.value)).collect();
-    let head = RequestHead {
-        method: &method,
-        target: &target,
-        headers: &pairs,
-    };
-    match route(&head, &ctx.allowed_origins) {
-        Route::Reject(response) => respond(&mut stream, response).await,
-        Route::Health => {
+    let next = with_head(&buf[..head_len], |head| decide(head, peer, &ctx))
+        .unwrap_or_else(|| Next::Answer(HttpResponse::error(400, "malformed HTTP request")));
+    match next {
+        Next::Answer(response) => respond(&mut stream, response).await,
+        Next::Health => {
             let response = ask(&ctx, Control::Health).await;
             respond(&mut stream, response).await
         }
-        Route::Metrics => {
+        Next::Metrics => {
             let response = ask(&ctx, Control::Metrics).await;
             respond(&mut stream, response).await
         }
-        Route::Api => {
-            let authorization = head.header("authorization").map(<[u8]>::to_vec);
-            let body = match read_body(&mut stream, &head, &buf[head_len..], ctx.handshake_timeout)
-                .await
-            {
+        Next::Api {
+            method,
+            target,
+            authorization,
+            length,
+        } => {
+            let within = ctx.handshake_timeout;
+            let body = match read_body(&mut stream, length, &buf[head_len..], within).await {
                 Ok(body) => body,
                 Err(response) => return respond(&mut stream, response).await,
             };
@@ -109,12 +87,7 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
             .await;
             respond(&mut stream, response).await
         }
-        Route::Upgrade { handshake, key } => {
-            let forwarded = pairs
-                .iter()
-                .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
-                .map(|(_, value)| *value);
-            let ip = ctx.trusted_proxies.client_ip(peer.ip(), forwarded);
+        Next::Upgrade { handshake, key, ip } => {
             let leftover = buf[head_len..].to_vec();
             drop(buf);
             upgrade(stream, ip, handshake, &key, leftover, ctx).await
@@ -122,9 +95,32 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
     }
 }
 
+/// The core's routing of a request head, and what the adapter needs of it afterwards.
+fn decide(head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
+    match route(head, &ctx.allowed_origins) {
+        Route::Reject(response) => Next::Answer(response),
+        Route::Health => Next::Health,
+        Route::Metrics => Next::Metrics,
+        Route::Api => match body_length(head) {
+            Ok(length) => Next::Api {
+                method: head.method.to_owned(),
+                target: head.target.to_owned(),
+                authorization: head.header("authorization").map(<[u8]>::to_vec),
+                length,
+            },
+            Err(response) => Next::Answer(response),
+        },
+        Route::Upgrade { handshake, key } => {
+            let forwarded = head.headers_named("x-forwarded-for");
+            let ip = ctx.trusted_proxies.client_ip(peer.ip(), forwarded);
+            Next::Upgrade { handshake, key, ip }
+        }
+    }
+}
+
 async fn upgrade(
     mut stream: TcpStream,
-    ip: std::net::IpAddr,
+    ip: IpAddr,
     handshake: Handshake,
     key: &str,
     leftover: Vec<u8>,
@@ -184,46 +180,34 @@ async fn upgrade(
     ));
 }
 
-/// Reads until the end of the request head; returns its length. Bytes after it stay in `buf`.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, HeadError> {
+/// Reads until the end of the request head; returns its length (bytes after it stay in `buf`),
+/// or the answer refusing it (`None`: the peer went away).
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<usize, Option<HttpResponse>> {
     let mut chunk = [0u8; 2048];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+        let n = stream.read(&mut chunk).await.map_err(|_| None)?;
         if n == 0 {
-            return Err(HeadError::Gone);
+            return Err(None);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match httparse::Request::new(&mut headers).parse(buf) {
-            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => return Ok(len),
-            Ok(httparse::Status::Complete(_)) => return Err(HeadError::TooLarge),
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                return Err(HeadError::TooLarge)
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(_) => return Err(HeadError::Malformed),
+        match HeadStatus::of(buf) {
+            HeadStatus::Complete(len) => return Ok(len),
+            HeadStatus::Partial => {}
+            refused => return Err(refused.rejection()),
         }
     }
 }
 
-/// Reads an API request's body by its `Content-Length`.
+/// Reads an API request's body of `length` bytes, some of which may have come with the head.
 async fn read_body(
     stream: &mut TcpStream,
-    head: &RequestHead<'_>,
+    length: usize,
     already: &[u8],
     within: Duration,
 ) -> Result<Vec<u8>, HttpResponse> {
-    let length = match head.header("content-length") {
-        None => 0,
-        Some(value) => std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or_else(|| HttpResponse::error(400, "invalid Content-Length"))?,
-    };
-    if length > MAX_API_BODY_BYTES {
-        return Err(HttpResponse::error(413, "request body too large"));
-    }
     let mut body = already[..already.len().min(length)].to_vec();
     let missing = length - body.len();
     if missing > 0 {

@@ -3,12 +3,14 @@
 //! ([`handle_api`]), `/healthz` ([`health`]) and `/metrics` ([`metrics`]), and the
 //! `--allowed-origins` and `--trusted-proxies` policies.
 //!
-//! Adapters parse the request head (bounded by [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]), call
-//! [`route`], read an `/api` body (bounded by [`MAX_API_BODY_BYTES`]), and write
+//! Adapters find the request head in what they read ([`HeadStatus::of`], bounded by
+//! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]), call [`route`] on it ([`with_head`]), read an `/api`
+//! body of [`body_length`] bytes (bounded by [`MAX_API_BODY_BYTES`]), and write
 //! [`HttpResponse::to_bytes`]; every answer here closes the connection. Nothing in this module
 //! performs IO or reads a clock.
 
 mod api;
+mod head;
 mod metrics;
 mod origin;
 mod proxy;
@@ -16,6 +18,7 @@ mod request;
 mod response;
 
 pub use api::{handle_api, health, ApiRequest};
+pub use head::{body_length, with_head, HeadStatus};
 pub use metrics::{adapter_gauges, metrics};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
