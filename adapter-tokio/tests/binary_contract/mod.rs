@@ -54,7 +54,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
 }
 
 /// Without a secret the server refuses to start, and says which flag or variable to give.
-pub fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
+pub(crate) fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
     let out = run(binary, &[]);
     assert_eq!(out.status.code(), Some(2), "exit status");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -65,7 +65,7 @@ pub fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
 }
 
 /// Cluster mode is not built yet: `--redis` fails with a clear message instead of half-working.
-pub fn redis_flag_fails_with_a_clear_message(binary: &str) {
+pub(crate) fn redis_flag_fails_with_a_clear_message(binary: &str) {
     let out = run(
         binary,
         &["--jwt-secret", "s", "--redis", "redis://127.0.0.1:6379"],
@@ -80,7 +80,7 @@ pub fn redis_flag_fails_with_a_clear_message(binary: &str) {
 
 /// Settings from the environment; a token from the `token` subcommand is accepted at the
 /// handshake; SIGTERM closes the client with 1001 and the process exits 0 by the drain deadline.
-pub fn serves_from_environment_settings_and_drains_on_sigterm(binary: &str) {
+pub(crate) fn serves_from_environment_settings_and_drains_on_sigterm(binary: &str) {
     let token = run(
         binary,
         &["token", "--sub", "alice", "--jwt-secret", "env-secret"],
