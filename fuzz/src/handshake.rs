@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use arbitrary::Arbitrary;
-use switchboard_core::http::{route, OriginPolicy, RequestHead, Route, TrustedProxies};
+use switchboard_core::http::{
+    body_length, route, with_head, HeadStatus, OriginPolicy, RequestHead, Route, TrustedProxies,
+};
 use switchboard_core::protocol::{validate_device_id, MAX_DEVICE_NAME_BYTES};
 use switchboard_core::{Handshake, HandshakeError};
 
@@ -334,6 +336,37 @@ pub fn run(input: &Input) {
             );
         }
         Route::Health | Route::Metrics | Route::Api => {}
+    }
+
+    // The same request as bytes on the wire: finding and lending the head.
+    let mut wire = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    for (name, value) in &headers {
+        wire.extend_from_slice(name.as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(value);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"\r\nafter the head");
+    for end in [wire.len(), wire.len() / 2] {
+        let status = HeadStatus::of(&wire[..end]);
+        let lent = with_head(&wire[..end], |head| {
+            let _ = body_length(head);
+            let _ = route(head, &policy);
+            (head.method.len(), head.headers.len())
+        });
+        match status {
+            HeadStatus::Complete(len) => {
+                assert!(len <= end, "head length {len} past the {end} bytes read");
+                let (method_len, count) = lent.expect("a complete head is lent");
+                assert!(method_len > 0 && count <= switchboard_core::http::MAX_HEADERS);
+            }
+            other => {
+                assert!(lent.is_none(), "an incomplete or refused head was lent");
+                if other != HeadStatus::Partial {
+                    assert!(other.rejection().is_some(), "{other:?} has no answer");
+                }
+            }
+        }
     }
 
     // Trusted proxies and the client address.
