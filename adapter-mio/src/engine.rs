@@ -622,7 +622,9 @@ impl Embedded {
             self.mark_dirty(key);
             let now = self.clock.now();
             match result {
-                Ok(Message::Close(_)) => self.peer_closed(key, now),
+                Ok(Message::Close(frame)) => {
+                    self.peer_closed(key, now, frame.map(|f| u16::from(f.code)))
+                }
                 Ok(_) if !open => {} // Closing: the core has decided; discard.
                 Ok(Message::Text(text)) => {
                     self.sb.handle_frame(now, id, Frame::Text(text.as_str()));
@@ -659,8 +661,9 @@ impl Embedded {
         self.execute(now);
     }
 
-    /// The peer's close frame arrived; the codec has queued the answer.
-    fn peer_closed(&mut self, key: usize, now: Now) {
+    /// The peer's close frame arrived (with this code, if it gave one); the codec has queued
+    /// the answer.
+    fn peer_closed(&mut self, key: usize, now: Now, code: Option<u16>) {
         let Some(ws) = self.ws_mut(key) else { return };
         let was_open = matches!(ws.state, WsState::Open);
         ws.state = WsState::Closing;
@@ -669,7 +672,7 @@ impl Embedded {
         self.arm_grace(key);
         if was_open {
             self.conns.remove(&id);
-            info!(conn = %id, "disconnected by client");
+            info!(conn = %id, code, "disconnected by client");
             self.sb.handle_closed(now, id);
             self.execute(now);
         }

@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_core::{ConnId, Violation};
 use tokio::net::TcpStream;
@@ -62,24 +63,40 @@ pub(crate) async fn serve(
     events: mpsc::Sender<ConnEvent>,
     cap: Arc<ConnectionCap>,
 ) {
-    let end = exchange(ws, id, &mailbox, &events).await;
-    if let (Some((mut ws, End::Close { code, reason })), Some(&drop_at)) =
-        (end, mailbox.drop_at.get())
-    {
-        let _ = tokio::time::timeout_at(drop_at, close(&mut ws, code, reason)).await;
+    let mut peer_code = None;
+    match exchange(ws, id, &mailbox, &events).await {
+        Exit::Close(mut ws, code, reason) => {
+            if let Some(&drop_at) = mailbox.drop_at.get() {
+                let _ = tokio::time::timeout_at(drop_at, close(&mut ws, code, reason)).await;
+            }
+        }
+        Exit::Drop => {}
+        Exit::PeerClosed(code) => peer_code = code,
     }
     cap.release();
-    let _ = events.send(ConnEvent::Closed(id)).await;
+    let _ = events.send(ConnEvent::Closed(id, peer_code)).await;
 }
 
-/// Moves frames both ways until the connection ends. Returns the socket when the core asked
-/// for a close handshake.
-async fn exchange(
-    ws: Ws,
-    id: ConnId,
-    mailbox: &Mailbox,
-    events: &mpsc::Sender<ConnEvent>,
-) -> Option<(Ws, End)> {
+/// How the exchange of frames ended.
+enum Exit {
+    /// The core closed the connection: write this close frame, within the grace.
+    Close(Box<Ws>, u16, String),
+    /// Drop the transport: evicted, or the socket failed.
+    Drop,
+    /// The peer sent its close frame, with this code if it gave one.
+    PeerClosed(Option<u16>),
+}
+
+/// The socket again, for the close handshake the core decided.
+fn closing(sink: SplitSink<Ws, Message>, stream: SplitStream<Ws>, end: End) -> Exit {
+    match (sink.reunite(stream), end) {
+        (Ok(ws), End::Close { code, reason }) => Exit::Close(Box::new(ws), code, reason),
+        _ => Exit::Drop,
+    }
+}
+
+/// Moves frames both ways until the connection ends.
+async fn exchange(ws: Ws, id: ConnId, mailbox: &Mailbox, events: &mpsc::Sender<ConnEvent>) -> Exit {
     let (mut sink, mut stream) = ws.split();
     let mut batch = Vec::new();
     // Once the codec reported a fault, read no more: the core decides how to close.
@@ -91,8 +108,7 @@ async fn exchange(
             if batch.is_empty() {
                 match end {
                     None => break,
-                    Some(End::Evict) => return None,
-                    Some(close) => return Some((sink.reunite(stream).ok()?, close)),
+                    Some(end) => return closing(sink, stream, end),
                 }
             }
             let write = async {
@@ -104,7 +120,7 @@ async fn exchange(
             let aborted = tokio::select! {
                 result = write => match result {
                     Ok(()) => false,
-                    Err(_) => return None,
+                    Err(_) => return Exit::Drop,
                 },
                 // A blocked write must not keep an evicted connection, a slow consumer, or a
                 // closed connection past its grace.
@@ -114,8 +130,8 @@ async fn exchange(
             mailbox.outbound.written(bytes);
             if aborted {
                 return match mailbox.outbound.end_decided() {
-                    Some(close @ End::Close { .. }) => Some((sink.reunite(stream).ok()?, close)),
-                    _ => None,
+                    Some(end) => closing(sink, stream, end),
+                    None => Exit::Drop,
                 };
             }
         }
@@ -136,14 +152,14 @@ async fn exchange(
                         ConnEvent::Violation(id, Violation::MessageTooBig)
                     }
                     // The peer closed (tungstenite answers its close frame), or the socket failed.
-                    Some(Ok(Message::Close(_))) => {
+                    Some(Ok(Message::Close(frame))) => {
                         drain_close(&mut stream).await;
-                        return None;
+                        return Exit::PeerClosed(frame.map(|f| u16::from(f.code)));
                     }
-                    Some(Err(_)) | None => return None,
+                    Some(Err(_)) | None => return Exit::Drop,
                 };
                 if events.send(event).await.is_err() {
-                    return None;
+                    return Exit::Drop;
                 }
             }
         }

@@ -42,7 +42,8 @@ pub(crate) enum ConnEvent {
     /// A pong, or a ping from the client: either is a sign of life.
     Alive(ConnId),
     Violation(ConnId, Violation),
-    Closed(ConnId),
+    /// The connection's task ended; the peer's close code if it sent a close frame.
+    Closed(ConnId, Option<u16>),
 }
 
 /// An application command: run against the core in the driver.
@@ -149,9 +150,12 @@ impl Driver {
             }
             ConnEvent::Alive(id) => self.sb.handle_pong(now, id),
             ConnEvent::Violation(id, violation) => self.sb.handle_violation(now, id, violation),
-            ConnEvent::Closed(id) => {
+            ConnEvent::Closed(id, code) => {
                 if self.conns.remove(&id).is_some() {
-                    info!(conn = %id, "disconnected by client");
+                    match code {
+                        Some(code) => info!(conn = %id, code, "disconnected by client"),
+                        None => info!(conn = %id, "connection lost"),
+                    }
                 }
                 self.sb.handle_closed(now, id);
             }

@@ -163,7 +163,7 @@ async fn upgrade(
     );
     if stream.write_all(accept.as_bytes()).await.is_err() {
         ctx.cap.release();
-        let _ = ctx.events.send(ConnEvent::Closed(id)).await;
+        let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;
         return;
     }
     let ws =
