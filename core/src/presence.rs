@@ -1,6 +1,7 @@
 //! Presence: who is online, how the count changes are announced, and which user a concrete
 //! `presence.<user>` subscription asks about.
 
+use crate::protocol::percent::{self, Plus};
 use crate::topics::{presence_topic, Pattern, PRESENCE_PREFIX};
 
 /// How a user's authenticated connection count moved in one step.
@@ -34,29 +35,11 @@ pub(crate) fn user_of_presence_pattern(pattern: &Pattern) -> Option<String> {
         return None;
     }
     let encoded = pattern.as_str().strip_prefix(PRESENCE_PREFIX)?;
-    let user = percent_decode(encoded)?;
+    let user = percent::decode(encoded, Plus::Literal).ok()?.into_owned();
     if user.is_empty() || user.len() > 128 {
         return None;
     }
     (presence_topic(&user).as_str() == pattern.as_str()).then_some(user)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

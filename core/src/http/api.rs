@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::http::request::path_of;
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
+use crate::protocol::percent::{self, Plus};
 use crate::protocol::{validate_device_id, write_timestamp};
 use crate::{CloseCode, ConnId, Now, PublishError, Stats, Switchboard};
 
@@ -489,7 +490,8 @@ struct PresenceConnection<'a> {
 }
 
 fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse, ApiError> {
-    let user = percent_decode_path(raw_user)
+    let user = percent::decode(raw_user, Plus::Literal)
+        .ok()
         .ok_or_else(|| bad("user id in the path is not valid percent-encoded UTF-8"))?;
     if user.is_empty() {
         return Err(bad("missing user id: use /api/presence/{userId}"));
@@ -519,27 +521,6 @@ fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse, ApiError> 
             connections,
         },
     ))
-}
-
-/// Percent-decodes a path segment (`+` stays a plus, unlike in a query); `None` for malformed
-/// escapes or a result that is not UTF-8.
-fn percent_decode_path(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = |j: usize| bytes.get(j).and_then(|&h| (h as char).to_digit(16));
-            let (hi, lo) = (hex(i + 1)?, hex(i + 2)?);
-            // Two hex digits are at most 0xFF.
-            out.push(u8::try_from(hi << 4 | lo).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -1072,17 +1053,6 @@ mod tests {
         ] {
             assert_eq!(call(&mut sb, "GET", target, "").status, 400, "{target}");
         }
-    }
-
-    #[test]
-    fn percent_decode_path_keeps_plus_and_decodes_escapes() {
-        assert_eq!(
-            percent_decode_path("a+b%2Fc%C3%A9").as_deref(),
-            Some("a+b/cé")
-        );
-        assert_eq!(percent_decode_path("%"), None);
-        assert_eq!(percent_decode_path("%4"), None);
-        assert_eq!(percent_decode_path("%+1"), None);
     }
 
     // ---- disconnect ----

@@ -22,5 +22,6 @@ pub use head::{body_length, with_head, HeadStatus};
 pub use metrics::{adapter_gauges, metrics};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
+pub(crate) use request::path_of;
 pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use response::HttpResponse;

@@ -4,7 +4,7 @@
 //! The WebSocket mechanics (method, `Upgrade`, `Sec-WebSocket-*`, `Origin`) are checked
 //! elsewhere; this module only extracts and validates the application's inputs.
 
-use std::borrow::Cow;
+use super::percent::{self, Plus};
 
 /// Longest accepted `deviceName`, in bytes.
 pub const MAX_DEVICE_NAME_BYTES: usize = 128;
@@ -106,7 +106,7 @@ impl Handshake {
             Some((p, q)) => (p, q),
             None => (target, ""),
         };
-        if strip_authority(path) != "/ws" {
+        if crate::http::path_of(path) != "/ws" {
             return Err(HandshakeError::NotFound);
         }
 
@@ -114,7 +114,7 @@ impl Handshake {
         let (mut seen_token, mut seen_device, mut seen_name) = (false, false, false);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let Ok(key) = percent_decode(raw_key) else {
+            let Ok(key) = percent::decode(raw_key, Plus::Space) else {
                 continue;
             };
             let seen = match &*key {
@@ -126,7 +126,7 @@ impl Handshake {
             if std::mem::replace(seen, true) {
                 continue; // the first occurrence wins
             }
-            let value = percent_decode(raw_value)
+            let value = percent::decode(raw_value, Plus::Space)
                 .map_err(|why| HandshakeError::InvalidQuery(format!("parameter `{key}`: {why}")))?;
             match &*key {
                 "token" => {
@@ -164,24 +164,6 @@ impl Handshake {
     }
 }
 
-/// `http://host/ws` -> `/ws`; an origin-form path is returned unchanged.
-fn strip_authority(path: &str) -> &str {
-    // `get` rather than indexing: the target may have a multi-byte char at the cut.
-    let lower_starts = |p: &str| {
-        path.get(..p.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(p))
-    };
-    let rest = if lower_starts("http://") {
-        &path[7..]
-    } else if lower_starts("https://") {
-        &path[8..]
-    } else {
-        return path;
-    };
-    // An absolute URI with no path (`http://host`) has the empty path, which is not `/ws`.
-    rest.find('/').map_or("", |i| &rest[i..])
-}
-
 /// The token of `Bearer <token>` (scheme case-insensitive, surrounding blanks allowed).
 fn bearer_token(value: &[u8]) -> Result<&str, HandshakeError> {
     let value = std::str::from_utf8(value).map_err(|_| HandshakeError::InvalidAuthorization)?;
@@ -198,49 +180,6 @@ fn bearer_token(value: &[u8]) -> Result<&str, HandshakeError> {
         return Err(HandshakeError::InvalidAuthorization);
     }
     Ok(token)
-}
-
-/// Percent-decodes a query component (`+` is a space); borrows when there is nothing to do.
-fn percent_decode(s: &str) -> Result<Cow<'_, str>, &'static str> {
-    if !s.contains(['%', '+']) {
-        return Ok(Cow::Borrowed(s));
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hi = bytes.get(i + 1).and_then(|&b| hex_value(b));
-                let lo = bytes.get(i + 2).and_then(|&b| hex_value(b));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err("malformed percent-encoding"),
-                }
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| "not valid UTF-8")
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Lossy UTF-8, cut to at most `max` bytes without splitting a character.

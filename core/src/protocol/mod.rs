@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod handshake;
+pub(crate) mod percent;
 pub mod server;
 mod timestamp;
 
