@@ -1,6 +1,6 @@
 //! The adapter's clock: the only place where time is read.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use switchboard_core::{Instant, Now};
 
@@ -18,13 +18,7 @@ impl Clock {
     }
 
     pub(crate) fn now(&self) -> Now {
-        let unix_millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Now::new(
-            Instant::since(self.epoch, std::time::Instant::now()),
-            unix_millis,
-        )
+        Now::from_std(self.epoch, std::time::Instant::now(), SystemTime::now())
     }
 
     /// The standard-clock instant of a core deadline, for the poll timeout.

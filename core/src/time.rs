@@ -90,6 +90,20 @@ impl Now {
         }
     }
 
+    /// The moment that readings of the standard clocks denote: `mono` relative to the caller's
+    /// `epoch`, and `wall` (a time before the Unix epoch counts as the epoch). It converts
+    /// only; reading the clocks is the caller's business.
+    pub fn from_std(
+        epoch: std::time::Instant,
+        mono: std::time::Instant,
+        wall: std::time::SystemTime,
+    ) -> Self {
+        let unix_millis = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Now::new(Instant::since(epoch, mono), unix_millis)
+    }
+
     /// The same moment advanced by `d` on both clocks (handy for tests and simulations).
     pub fn after(self, d: Duration) -> Self {
         Now {
