@@ -177,6 +177,9 @@ enum Leave {
     /// Replaced by a newer connection: close 4001, and no presence change (the newcomer takes
     /// its place in the same step).
     Replaced,
+    /// The server is draining: close 1001, and no presence push (every subscriber is leaving
+    /// too; `shutdown` reports the users offline at once).
+    Drain,
 }
 
 /// The connection manager: a deterministic state machine that performs no IO and reads no clock.
@@ -620,23 +623,14 @@ impl Switchboard {
 
     /// Starts a graceful drain: every connection is closed with 1001, new ones are refused, and
     /// once `drain_deadline` passes `handle_timeout` emits [`Action::Stop`]. Idempotent.
-    pub fn shutdown(&mut self, _now: Now, drain_deadline: Instant) {
+    pub fn shutdown(&mut self, now: Now, drain_deadline: Instant) {
         if self.draining.is_some() {
             return;
         }
         self.draining = Some(drain_deadline);
         let online: Vec<Arc<str>> = self.registry.users().cloned().collect();
         for id in self.registry.ids() {
-            if let Some(conn) = self.registry.remove(id) {
-                for pattern in &conn.subscriptions {
-                    self.topics.remove(pattern, id);
-                }
-                self.actions.push_back(Action::Close {
-                    conn: id,
-                    code: CloseCode::GOING_AWAY,
-                    reason: "server shutting down".into(),
-                });
-            }
+            self.leave(now, id, Leave::Drain);
         }
         // Everyone is leaving at once: no presence pushes to subscribers that are closing too,
         // but the application hears that each user went offline.
@@ -1007,6 +1001,14 @@ impl Switchboard {
                     conn: id,
                     code: CloseCode::SESSION_REPLACED,
                     reason: "session replaced".into(),
+                });
+                return;
+            }
+            Leave::Drain => {
+                self.actions.push_back(Action::Close {
+                    conn: id,
+                    code: CloseCode::GOING_AWAY,
+                    reason: "server shutting down".into(),
                 });
                 return;
             }
