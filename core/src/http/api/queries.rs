@@ -1,0 +1,234 @@
+//! `GET /api/stats` and `GET /api/presence/{userId}`: counts, and a user's connections.
+
+use serde::Serialize;
+
+use super::{bad, ApiError};
+use crate::http::HttpResponse;
+use crate::protocol::percent::{self, Plus};
+use crate::protocol::write_timestamp;
+use crate::{Stats, Switchboard};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatsBody {
+    connections: usize,
+    authenticated: usize,
+    users: usize,
+    subscriptions: usize,
+    topics: usize,
+    opened_total: u64,
+    rejected_total: u64,
+    evicted_total: u64,
+    replaced_total: u64,
+    frames_received_total: u64,
+    messages_sent_total: u64,
+    draining: bool,
+}
+
+pub(super) fn stats(sb: &Switchboard) -> HttpResponse {
+    let Stats {
+        connections,
+        authenticated,
+        users,
+        subscriptions,
+        topics,
+        opened_total,
+        rejected_total,
+        evicted_total,
+        replaced_total,
+        frames_in_total,
+        sends_total,
+    } = sb.stats();
+    HttpResponse::json(
+        200,
+        &StatsBody {
+            connections,
+            authenticated,
+            users,
+            subscriptions,
+            topics,
+            opened_total,
+            rejected_total,
+            evicted_total,
+            replaced_total,
+            frames_received_total: frames_in_total,
+            messages_sent_total: sends_total,
+            draining: sb.is_draining(),
+        },
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresenceBody<'a> {
+    user_id: &'a str,
+    online: bool,
+    connections: Vec<PresenceConnection<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PresenceConnection<'a> {
+    conn_id: String,
+    device_id: Option<&'a str>,
+    device_name: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    ip: String,
+    connected_at: String,
+}
+
+pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse, ApiError> {
+    let user = percent::decode(raw_user, Plus::Literal)
+        .ok()
+        .ok_or_else(|| bad("user id in the path is not valid percent-encoded UTF-8"))?;
+    if user.is_empty() {
+        return Err(bad("missing user id: use /api/presence/{userId}"));
+    }
+    let connections = sb
+        .user_connections(&user)
+        .iter()
+        .filter_map(|&id| sb.connection(id))
+        .map(|info| {
+            let mut at = Vec::with_capacity(24);
+            write_timestamp(&mut at, info.connected_at_unix_millis());
+            PresenceConnection {
+                conn_id: info.id().to_string(),
+                device_id: info.device(),
+                device_name: info.device_name(),
+                user_agent: info.user_agent(),
+                ip: info.ip().to_string(),
+                connected_at: String::from_utf8_lossy(&at).into_owned(),
+            }
+        })
+        .collect();
+    Ok(HttpResponse::json(
+        200,
+        &PresenceBody {
+            user_id: &user,
+            online: sb.is_online(&user),
+            connections,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::{sign_hs256, Claims};
+    use crate::http::api::test_support::*;
+    use crate::{ConnId, Frame, Handshake};
+
+    #[test]
+    fn presence_of_an_online_user_lists_both_connections() {
+        let mut sb = new_sb();
+        let c1 = open(&mut sb, "alice@example.com", Some("phone"));
+        let c2 = open(&mut sb, "alice@example.com", Some("laptop"));
+        let r = call(&mut sb, "GET", "/api/presence/alice%40example.com?x=1", "");
+        assert_eq!(r.status, 200);
+        let v = json(&r);
+        let conn = |id: ConnId, device: &str| {
+            serde_json::json!({
+                "connId": id.to_string(),
+                "deviceId": device,
+                "deviceName": format!("{device} name"),
+                "userAgent": "agent/1",
+                "ip": "192.0.2.7",
+                "connectedAt": "2026-11-23T10:00:00.123Z",
+            })
+        };
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "userId": "alice@example.com",
+                "online": true,
+                "connections": [conn(c1, "phone"), conn(c2, "laptop")],
+            })
+        );
+    }
+
+    #[test]
+    fn presence_of_absent_fields_is_null() {
+        let mut sb = new_sb();
+        let token = sign_hs256(
+            SECRET,
+            &Claims {
+                sub: "bob".into(),
+                exp: T0 / 1000 + 60,
+                device: None,
+                topics: None,
+            },
+        );
+        let hs = Handshake {
+            token: Some(token),
+            ..Handshake::default()
+        };
+        sb.open(now(), "::1".parse().unwrap(), hs).unwrap();
+        let v = json(&call(&mut sb, "GET", "/api/presence/bob", ""));
+        let c = &v["connections"][0];
+        assert!(c["deviceId"].is_null() && c["deviceName"].is_null() && c["userAgent"].is_null());
+        assert_eq!(c["ip"], "::1");
+    }
+
+    #[test]
+    fn presence_of_an_unknown_user_is_offline_and_empty() {
+        let mut sb = new_sb();
+        let r = call(&mut sb, "GET", "/api/presence/ghost", "");
+        assert_eq!(
+            json(&r),
+            serde_json::json!({"userId": "ghost", "online": false, "connections": []})
+        );
+    }
+
+    #[test]
+    fn presence_with_an_empty_or_malformed_user_id_is_400() {
+        let mut sb = new_sb();
+        for target in [
+            "/api/presence/",
+            "/api/presence",
+            "/api/presence/?x",
+            "/api/presence/%zz",
+            "/api/presence/%ff",
+        ] {
+            assert_eq!(call(&mut sb, "GET", target, "").status, 400, "{target}");
+        }
+    }
+
+    #[test]
+    fn stats_reports_every_count() {
+        let mut sb = new_sb();
+        let c = open(&mut sb, "alice", None);
+        sb.handle_frame(
+            now(),
+            c,
+            Frame::Text(r#"{"type":"subscribe","topic":"a.*"}"#),
+        );
+        drain(&mut sb);
+        let v = json(&call(&mut sb, "GET", "/api/stats", ""));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = vec![
+            "connections",
+            "authenticated",
+            "users",
+            "subscriptions",
+            "topics",
+            "openedTotal",
+            "rejectedTotal",
+            "evictedTotal",
+            "replacedTotal",
+            "framesReceivedTotal",
+            "messagesSentTotal",
+            "draining",
+        ];
+        let mut got = keys.clone();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert_eq!(v["connections"], 1);
+        assert_eq!(v["authenticated"], 1);
+        assert_eq!(v["users"], 1);
+        assert_eq!(v["subscriptions"], 1);
+        assert_eq!(v["topics"], 1);
+        assert_eq!(v["openedTotal"], 1);
+        assert_eq!(v["framesReceivedTotal"], 1);
+        assert_eq!(v["draining"], false);
+    }
+}

@@ -1,0 +1,221 @@
+//! `POST /api/send` and `POST /api/broadcast`: a push to a user, device, connection or many users.
+
+use super::fields::Fields;
+use super::{bad, delivered, ApiError};
+use crate::http::HttpResponse;
+use crate::{ConnId, Now, Switchboard};
+
+pub(super) fn send(
+    sb: &mut Switchboard,
+    now: Now,
+    f: &Fields<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let user = f.user_id()?;
+    let device = f.device_id()?;
+    let conn = f.string("connId")?;
+    let data = f.required_raw("data")?;
+    if let Some(conn) = conn {
+        let id: ConnId = conn.parse().map_err(|_| {
+            bad("field `connId` is not a connection id (expected `c-<index>-<generation>`)")
+        })?;
+        // Addressed to this user (and device): another user's connection is, to this caller,
+        // as gone as a closed one.
+        let info = sb.connection(id).ok_or(ApiError::Gone)?;
+        let on_device = match &device {
+            Some(d) => info.device() == Some(d.as_str()),
+            None => true,
+        };
+        if info.user() != Some(user.as_str()) || !on_device {
+            return Err(ApiError::Gone);
+        }
+        sb.send_to_connection(now, id, data)
+            .map_err(|_| ApiError::Gone)?;
+        return Ok(delivered(1));
+    }
+    let n = match &device {
+        Some(d) => sb.send_to_device(now, &user, d, data),
+        None => sb.send_to_user(now, &user, data),
+    };
+    Ok(delivered(n))
+}
+
+pub(super) fn broadcast(
+    sb: &mut Switchboard,
+    now: Now,
+    f: &Fields<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let data = f.required_raw("data")?;
+    let users = f
+        .raw("userIds")
+        .map(|raw| {
+            serde_json::from_str::<Vec<String>>(raw.get())
+                .map_err(|_| bad("field `userIds` must be an array of strings"))
+        })
+        .transpose()?;
+    let n = match &users {
+        Some(users) => sb.send_to_users(now, users.iter().map(String::as_str), data),
+        None => sb.broadcast(now, data),
+    };
+    Ok(delivered(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::api::test_support::*;
+
+    #[test]
+    fn send_to_user_device_and_connection_counts_recipients() {
+        let mut sb = new_sb();
+        let phone = open(&mut sb, "alice", Some("phone"));
+        let laptop = open(&mut sb, "alice", Some("laptop"));
+        open(&mut sb, "bob", None);
+
+        let r = call(
+            &mut sb,
+            "POST",
+            "/api/send",
+            r#"{"userId":"alice","data":{"x":1}}"#,
+        );
+        assert_eq!(json(&r), serde_json::json!({"delivered": 2}));
+        let sent = sends(&drain(&mut sb));
+        assert_eq!(sent.len(), 2);
+        assert!(
+            sent[0].1.starts_with(r#"{"type":"push","data":{"x":1}"#),
+            "{}",
+            sent[0].1
+        );
+
+        let r = call(
+            &mut sb,
+            "POST",
+            "/api/send",
+            r#"{"userId":"alice","deviceId":"phone","data":2}"#,
+        );
+        assert_eq!(json(&r), serde_json::json!({"delivered": 1}));
+        assert_eq!(sends(&drain(&mut sb))[0].0, phone);
+
+        let body = format!(r#"{{"userId":"alice","connId":"{laptop}","data":3}}"#);
+        let r = call(&mut sb, "POST", "/api/send", &body);
+        assert_eq!(json(&r), serde_json::json!({"delivered": 1}));
+        assert_eq!(sends(&drain(&mut sb))[0].0, laptop);
+
+        let r = call(
+            &mut sb,
+            "POST",
+            "/api/send",
+            r#"{"userId":"nobody","data":3}"#,
+        );
+        assert_eq!(json(&r), serde_json::json!({"delivered": 0}));
+    }
+
+    #[test]
+    fn send_to_a_gone_or_foreign_connection_is_410() {
+        let mut sb = new_sb();
+        let alice = open(&mut sb, "alice", Some("phone"));
+        let bob = open(&mut sb, "bob", None);
+        let gone = open(&mut sb, "alice", Some("tablet"));
+        sb.handle_closed(now(), gone);
+        drain(&mut sb);
+        for body in [
+            format!(r#"{{"userId":"alice","connId":"{gone}","data":1}}"#),
+            format!(r#"{{"userId":"alice","connId":"{bob}","data":1}}"#),
+            format!(r#"{{"userId":"alice","deviceId":"laptop","connId":"{alice}","data":1}}"#),
+            r#"{"userId":"alice","connId":"c-999-0","data":1}"#.to_owned(),
+        ] {
+            let r = call(&mut sb, "POST", "/api/send", &body);
+            assert_eq!(
+                error_of(&r),
+                (410, "connection is gone".to_owned()),
+                "{body}"
+            );
+            assert!(sends(&drain(&mut sb)).is_empty());
+        }
+    }
+
+    #[test]
+    fn send_with_bad_fields_is_400() {
+        let mut sb = new_sb();
+        for (body, want) in [
+            (
+                r#"{"userId":"a","connId":"conn-1","data":1}"#,
+                "field `connId` is not a connection id",
+            ),
+            (
+                r#"{"userId":"a","connId":7,"data":1}"#,
+                "field `connId` must be a string",
+            ),
+            (
+                r#"{"userId":"a","deviceId":"a b","data":1}"#,
+                "field `deviceId`: invalid device id",
+            ),
+            (
+                r#"{"userId":"a","deviceId":null,"data":1}"#,
+                "field `deviceId` must be a string",
+            ),
+            (
+                r#"{"userId":"","data":1}"#,
+                "field `userId` must not be empty",
+            ),
+            (r#"{"data":1}"#, "missing field `userId`"),
+            (r#"{"userId":"a"}"#, "missing field `data`"),
+        ] {
+            let (status, message) = error_of(&call(&mut sb, "POST", "/api/send", body));
+            assert_eq!(status, 400, "{body}");
+            assert!(message.contains(want), "{body}: {message}");
+        }
+    }
+
+    #[test]
+    fn broadcast_reaches_everyone_or_the_listed_users() {
+        let mut sb = new_sb();
+        open(&mut sb, "alice", Some("a1"));
+        open(&mut sb, "alice", Some("a2"));
+        let bob = open(&mut sb, "bob", None);
+        open(&mut sb, "carol", None);
+
+        let r = call(&mut sb, "POST", "/api/broadcast", r#"{"data":"hi"}"#);
+        assert_eq!(json(&r), serde_json::json!({"delivered": 4}));
+        assert_eq!(sends(&drain(&mut sb)).len(), 4);
+
+        let r = call(
+            &mut sb,
+            "POST",
+            "/api/broadcast",
+            r#"{"data":"hi","userIds":["alice","bob","bob","nobody"]}"#,
+        );
+        assert_eq!(json(&r), serde_json::json!({"delivered": 3}));
+        assert!(sends(&drain(&mut sb)).iter().any(|(c, _)| *c == bob));
+
+        let r = call(
+            &mut sb,
+            "POST",
+            "/api/broadcast",
+            r#"{"data":1,"userIds":[]}"#,
+        );
+        assert_eq!(json(&r), serde_json::json!({"delivered": 0}));
+    }
+
+    #[test]
+    fn broadcast_with_bad_user_ids_is_400() {
+        let mut sb = new_sb();
+        open(&mut sb, "alice", None);
+        for body in [
+            r#"{"data":1,"userIds":"alice"}"#,
+            r#"{"data":1,"userIds":[1]}"#,
+            r#"{"data":1,"userIds":null}"#,
+        ] {
+            let r = call(&mut sb, "POST", "/api/broadcast", body);
+            assert_eq!(
+                error_of(&r),
+                (
+                    400,
+                    "field `userIds` must be an array of strings".to_owned()
+                ),
+                "{body}"
+            );
+            assert!(drain(&mut sb).is_empty());
+        }
+        let r = call(&mut sb, "POST", "/api/broadcast", r#"{"userIds":["a"]}"#);
+        assert_eq!(error_of(&r), (400, "missing field `data`".to_owned()));
+    }
+}
