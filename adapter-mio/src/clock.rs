@@ -21,6 +21,16 @@ impl Clock {
         Now::from_std(self.epoch, std::time::Instant::now(), SystemTime::now())
     }
 
+    /// The standard monotonic clock, for the adapter's own deadlines.
+    pub(crate) fn now_std(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    /// How long from now until `at` (zero if it has passed).
+    pub(crate) fn until(&self, at: std::time::Instant) -> std::time::Duration {
+        at.saturating_duration_since(self.now_std())
+    }
+
     /// The standard-clock instant of a core deadline, for the poll timeout.
     pub(crate) fn to_std(self, at: Instant) -> std::time::Instant {
         at.to_std(self.epoch)

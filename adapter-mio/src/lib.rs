@@ -61,11 +61,14 @@ mod clock;
 mod engine;
 mod front;
 mod handle;
+mod http_front;
 mod outbound;
 mod queue;
 mod server;
 mod socket;
+mod sockets;
 mod sync;
+mod ws_io;
 
 pub use engine::Embedded;
 pub use handle::{Handle, Stopped};

@@ -10,13 +10,13 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use switchboard_core::Payload;
 
 /// One frame to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outgoing {
     /// A text frame (serialized JSON, shared by every recipient).
-    Text(Bytes),
+    Text(Payload),
     /// A WebSocket ping.
     Ping,
 }
@@ -92,7 +92,8 @@ mod tests {
     use super::*;
 
     fn text(n: usize) -> Outgoing {
-        Outgoing::Text(Bytes::from(vec![b'x'; n]))
+        // A JSON number of `n` digits: `n` bytes.
+        Outgoing::Text(Payload::parse(&"1".repeat(n)).unwrap())
     }
 
     #[test]

@@ -81,9 +81,15 @@ pub(crate) enum WsState {
     Open,
     /// The core closed it: write what is queued, then this close frame.
     Ending { code: u16, reason: String },
-    /// A close frame is on its way (ours or the answer to the peer's): wait for the end of
-    /// the handshake, at most `CLOSE_GRACE`.
+    /// The peer closed and the codec answers it: wait for the end of the handshake, at most
+    /// `CLOSE_GRACE`.
     Closing,
+    /// Our close frame is in the codec, on its way out.
+    ClosingOurs,
+    /// Our close frame is out and our side shut: read and discard until the peer closes, at
+    /// most `CLOSE_GRACE`, so that unread input cannot make the kernel reset the connection
+    /// before the client has read the close frame.
+    Lingering,
 }
 
 /// Why a WebSocket write pass failed: the connection is over and its socket is dropped.
@@ -113,6 +119,8 @@ pub(crate) struct WsWrite {
     pub(crate) preamble_done: bool,
     /// The close handshake is over: drop the socket.
     pub(crate) finished: bool,
+    /// Our close frame is out: shut our side and linger.
+    pub(crate) lingering: bool,
 }
 
 /// Writes the 101 answer, then as many queued frames as the socket takes, then flushes once;
@@ -123,7 +131,12 @@ pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, B
         closing: false,
         preamble_done: false,
         finished: false,
+        lingering: false,
     };
+    if matches!(ws.state, WsState::Lingering) {
+        pass.blocked = false;
+        return Ok(pass);
+    }
     if !ws.preamble_done() {
         if front::write_some(stream, &ws.preamble, &mut ws.preamble_written)? == Transfer::Blocked {
             return Ok(pass);
@@ -136,7 +149,7 @@ pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, B
     if ws.blocked && !flush(stream, ws, &mut pass)? {
         return Ok(pass);
     }
-    if !matches!(ws.state, WsState::Closing) {
+    if matches!(ws.state, WsState::Open | WsState::Ending { .. }) {
         while let Some(frame) = ws.out.hand_over() {
             match ws.ctx.write(stream, message(frame)) {
                 Ok(()) => {}
@@ -153,7 +166,8 @@ pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, B
         return Ok(pass);
     }
     if ws.out.is_empty() && matches!(ws.state, WsState::Ending { .. }) {
-        if let WsState::Ending { code, reason } = std::mem::replace(&mut ws.state, WsState::Closing)
+        if let WsState::Ending { code, reason } =
+            std::mem::replace(&mut ws.state, WsState::ClosingOurs)
         {
             let frame = CloseFrame {
                 code: WsCloseCode::from(code),
@@ -168,7 +182,14 @@ pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, B
                 }
                 Err(e) => return Err(e.into()),
             }
+            if !flush(stream, ws, &mut pass)? {
+                return Ok(pass);
+            }
         }
+    }
+    if matches!(ws.state, WsState::ClosingOurs) {
+        ws.state = WsState::Lingering;
+        pass.lingering = true;
     }
     pass.blocked = false;
     Ok(pass)
@@ -201,9 +222,12 @@ pub(crate) fn flush(
 
 pub(crate) fn message(frame: Outgoing) -> Message {
     match frame {
-        // SAFETY: the core serializes every payload with serde_json, which writes UTF-8 only
-        // (documented on `Action::Send`); checking again would cost a pass per recipient.
-        Outgoing::Text(bytes) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }),
+        // SAFETY: a `Payload` is UTF-8 by construction: the core's encoders write it into a
+        // `String`, and `Payload::parse` takes only a `&str` that is valid JSON; its bytes are
+        // never mutated. Checking again would cost a pass per recipient.
+        Outgoing::Text(payload) => {
+            Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload.into_bytes()) })
+        }
         Outgoing::Ping => Message::Ping(Default::default()),
     }
 }

@@ -1,11 +1,11 @@
 //! One task per WebSocket: frames in to the driver, queued frames out to the socket.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use switchboard_core::{ConnId, Violation};
+use switchboard_core::{ConnId, Violation, CLOSE_GRACE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -22,9 +22,6 @@ use crate::sync::Arc;
 /// Bytes handed to the socket per flush: writes are batched per wake-up, and a slow consumer's
 /// discarded backlog is everything beyond the batch in flight.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
-/// How long a connection lives once the core decided to close it: to write what is queued, the
-/// close frame, and to hear the peer's close. A stalled peer cannot keep it longer.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection's outbound queue and the wake-up of its task.
 #[derive(Default)]
@@ -180,15 +177,23 @@ async fn must_abort(mailbox: &Mailbox) {
     }
 }
 
-/// Writes the close frame and waits for the peer's (the caller bounds it by the grace).
+/// Writes the close frame, then stops writing and reads (and discards) until the peer closes;
+/// the caller bounds it by the grace. The input is not decoded: after a codec fault it is not
+/// WebSocket any more, and unread input left at close would make the kernel reset the
+/// connection, which destroys the close frame before the client reads it.
 async fn close(ws: &mut Ws, code: u16, reason: String) {
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: Utf8Bytes::from(reason),
     };
-    if ws.send(Message::Close(Some(frame))).await.is_ok() {
-        while let Some(Ok(_)) = ws.next().await {}
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
     }
+    let stream = ws.get_mut();
+    let _ = stream.shutdown().await;
+    // On the heap, and only while closing: an idle connection's task stays small.
+    let mut discard = vec![0u8; 4096];
+    while let Ok(1..) = stream.read(&mut discard).await {}
 }
 
 /// After the peer's close frame: let tungstenite write its reply, briefly.
@@ -204,9 +209,12 @@ where
 
 fn message(frame: Outgoing) -> Message {
     match frame {
-        // SAFETY: the core serializes every payload with serde_json, which writes UTF-8 only
-        // (documented on `Action::Send`); checking again would cost a pass per recipient.
-        Outgoing::Text(bytes) => Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(bytes) }),
+        // SAFETY: a `Payload` is UTF-8 by construction: the core's encoders write it into a
+        // `String`, and `Payload::parse` takes only a `&str` that is valid JSON; its bytes are
+        // never mutated. Checking again would cost a pass per recipient.
+        Outgoing::Text(payload) => {
+            Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload.into_bytes()) })
+        }
         Outgoing::Ping => Message::Ping(Default::default()),
     }
 }

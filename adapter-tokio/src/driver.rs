@@ -1,6 +1,7 @@
 //! The driver: the one task that owns the core. Connection tasks and the `Handle` send it
 //! events; it feeds them to the core and executes the actions that come out.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_core::http::{self, ApiRequest, HttpResponse};
 use switchboard_core::{
-    Action, CloseCode, ConnId, Frame, Handshake, Now, OpenError, Switchboard, Violation,
+    CloseCode, CloseMode, ConnId, Frame, Handshake, Now, OpenError, Payload, Switchboard,
+    Transport, Violation,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
@@ -67,13 +69,59 @@ pub(crate) enum Control {
 pub(crate) struct Driver {
     pub(crate) sb: Switchboard,
     pub(crate) clock: Clock,
-    pub(crate) conns: HashMap<ConnId, Arc<Mailbox>>,
+    pub(crate) mailboxes: Mailboxes,
     pub(crate) api_key: Option<String>,
     pub(crate) drain_timeout: Duration,
     pub(crate) cap: Arc<ConnectionCap>,
     pub(crate) events: mpsc::Receiver<ConnEvent>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
-    pub(crate) stopped: bool,
+}
+
+/// The connections' mailboxes: where the core's actions are carried out.
+#[derive(Default)]
+pub(crate) struct Mailboxes {
+    conns: HashMap<ConnId, Arc<Mailbox>>,
+    /// The core said stop: the drain deadline passed.
+    stopped: bool,
+}
+
+impl Transport for Mailboxes {
+    fn send(&mut self, conn: ConnId, payload: Payload) -> Option<usize> {
+        Some(self.conns.get(&conn)?.push(Outgoing::Text(payload)))
+    }
+
+    fn ping(&mut self, conn: ConnId) {
+        if let Some(mailbox) = self.conns.get(&conn) {
+            mailbox.push(Outgoing::Ping);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: CloseCode, reason: Cow<'static, str>, mode: CloseMode) {
+        if let Some(mailbox) = self.conns.remove(&conn) {
+            info!(conn = %conn, code = code.0, %reason, "closing");
+            let end = End::Close {
+                code: code.0,
+                reason: reason.into_owned(),
+            };
+            mailbox.end(end, mode == CloseMode::Discard);
+        }
+    }
+
+    fn evict(&mut self, conn: ConnId) {
+        if let Some(mailbox) = self.conns.remove(&conn) {
+            info!(conn = %conn, "evicted zombie");
+            mailbox.end(End::Evict, true);
+        }
+    }
+
+    fn presence(&mut self, user: &Arc<str>, online: bool, connections: usize) {
+        debug!(%user, online, connections, "presence");
+    }
+
+    fn stop(&mut self) {
+        info!("drain deadline reached");
+        self.stopped = true;
+    }
 }
 
 impl Driver {
@@ -110,13 +158,14 @@ impl Driver {
             }
         }
         // Whatever is left past the deadline is dropped without further ado.
-        for (_, mailbox) in self.conns.drain() {
+        for (_, mailbox) in self.mailboxes.conns.drain() {
             mailbox.end(End::Evict, true);
         }
     }
 
     fn is_done(&self) -> bool {
-        self.stopped || (self.sb.is_draining() && self.conns.is_empty() && self.cap.held() == 0)
+        self.mailboxes.stopped
+            || (self.sb.is_draining() && self.mailboxes.conns.is_empty() && self.cap.held() == 0)
     }
 
     fn on_event(&mut self, event: ConnEvent) {
@@ -129,11 +178,11 @@ impl Driver {
             } => match self.sb.open(now, ip, handshake) {
                 Ok(id) => {
                     let mailbox = Arc::new(Mailbox::default());
-                    self.conns.insert(id, mailbox.clone());
+                    self.mailboxes.conns.insert(id, mailbox.clone());
                     info!(conn = %id, %ip, user = self.sb.user_of(id), "connected");
                     if reply.send(Ok((id, mailbox))).is_err() {
                         // The socket went away while we decided.
-                        self.conns.remove(&id);
+                        self.mailboxes.conns.remove(&id);
                         self.sb.handle_closed(now, id);
                     }
                 }
@@ -151,7 +200,7 @@ impl Driver {
             ConnEvent::Alive(id) => self.sb.handle_pong(now, id),
             ConnEvent::Violation(id, violation) => self.sb.handle_violation(now, id, violation),
             ConnEvent::Closed(id, code) => {
-                if self.conns.remove(&id).is_some() {
+                if self.mailboxes.conns.remove(&id).is_some() {
                     match code {
                         Some(code) => info!(conn = %id, code, "disconnected by client"),
                         None => info!(conn = %id, "connection lost"),
@@ -187,7 +236,7 @@ impl Driver {
                 let _ = reply.send(http::health(&self.sb));
             }
             Control::Metrics(reply) => {
-                let backlog: usize = self.conns.values().map(|m| m.backlog()).sum();
+                let backlog: usize = self.mailboxes.conns.values().map(|m| m.backlog()).sum();
                 let extra = http::adapter_gauges(backlog as u64, self.cap.held() as u64);
                 let _ = reply.send(http::metrics(&self.sb, &extra));
             }
@@ -202,47 +251,7 @@ impl Driver {
 
     /// Executes every action the core has decided, in order.
     fn execute(&mut self, now: Now) {
-        while let Some(action) = self.sb.poll_action() {
-            match action {
-                Action::Send { conn, payload } => {
-                    if let Some(mailbox) = self.conns.get(&conn) {
-                        let backlog = mailbox.push(Outgoing::Text(payload));
-                        self.sb.handle_backlog(now, conn, backlog);
-                    }
-                }
-                Action::Ping { conn } => {
-                    if let Some(mailbox) = self.conns.get(&conn) {
-                        mailbox.push(Outgoing::Ping);
-                    }
-                }
-                Action::Close { conn, code, reason } => {
-                    if let Some(mailbox) = self.conns.remove(&conn) {
-                        info!(conn = %conn, code = code.0, %reason, "closing");
-                        let discard = code == CloseCode::SLOW_CONSUMER;
-                        let end = End::Close {
-                            code: code.0,
-                            reason: reason.into_owned(),
-                        };
-                        mailbox.end(end, discard);
-                    }
-                }
-                Action::Evict { conn } => {
-                    if let Some(mailbox) = self.conns.remove(&conn) {
-                        info!(conn = %conn, "evicted zombie");
-                        mailbox.end(End::Evict, true);
-                    }
-                }
-                Action::Presence {
-                    user,
-                    online,
-                    connections,
-                } => debug!(%user, online, connections, "presence"),
-                Action::Stop => {
-                    info!("drain deadline reached");
-                    self.stopped = true;
-                }
-            }
-        }
+        self.sb.execute(now, &mut self.mailboxes);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchboard_core::http::{
     body_length, route, with_head, HeadStatus, HttpResponse, RequestHead, Route,
 };
-use switchboard_core::Handshake;
+use switchboard_core::{Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -243,7 +243,6 @@ async fn ask(
 
 /// Time an HTTP answer has to reach a client, and then to let the connection wind down.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-const LINGER: Duration = Duration::from_secs(1);
 
 /// Writes an HTTP answer and closes the connection. A client that does not read cannot hold
 /// the socket: the write is bounded in time.
@@ -258,7 +257,7 @@ async fn respond(stream: &mut TcpStream, response: HttpResponse) {
     // kernel reset the connection, which can destroy the answer before the client reads it
     // (e.g. a 431 while the client is still sending its oversized head).
     let mut discard = [0u8; 1024];
-    let _ = tokio::time::timeout(LINGER, async {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
         while let Ok(n) = stream.read(&mut discard).await {
             if n == 0 {
                 break;

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use switchboard_core::Payload;
 
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 
@@ -13,7 +13,7 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outgoing {
     /// A text frame (serialized JSON, shared by every recipient).
-    Text(Bytes),
+    Text(Payload),
     /// A WebSocket ping.
     Ping,
 }
@@ -128,7 +128,8 @@ mod loom_tests {
     use crate::sync::Arc;
 
     fn text(n: u8) -> Outgoing {
-        Outgoing::Text(Bytes::from(vec![n; usize::from(n)]))
+        // A JSON number of `n` digits: `n` bytes.
+        Outgoing::Text(Payload::parse(&"1".repeat(usize::from(n))).unwrap())
     }
 
     /// The driver queues frames and then a close while the writer drains: every frame is

@@ -1,6 +1,5 @@
 //! Binding, the accept loop, and the driver's lifetime.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::cap::ConnectionCap;
 use crate::clock::Clock;
-use crate::driver::{Driver, EVENT_QUEUE};
+use crate::driver::{Driver, Mailboxes, EVENT_QUEUE};
 use crate::front::{serve_socket, websocket_config};
 use crate::handle::Handle;
 use crate::sync::Arc;
@@ -63,13 +62,12 @@ impl Server {
         let driver = Driver {
             sb: Switchboard::new(core, Hs256Verifier::new(&config.jwt_secret)),
             clock: Clock::start(),
-            conns: HashMap::new(),
+            mailboxes: Mailboxes::default(),
             api_key: config.api_key,
             drain_timeout: config.drain_timeout,
             cap,
             events,
             control,
-            stopped: false,
         };
         Ok(Server {
             listener,

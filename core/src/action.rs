@@ -3,10 +3,25 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-
+use crate::payload::Payload;
 use crate::registry::ConnId;
+
+/// How long a transport may live once the core decided to close it: to write what is queued
+/// and the close frame, and to hear the peer's close. A stalled peer cannot keep it longer.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What happens to a connection's unwritten frames when the core closes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseMode {
+    /// Write what is queued, then the close frame.
+    Flush,
+    /// Drop what is not written yet, then write the close frame at once (a slow consumer:
+    /// the backlog is what it could not take).
+    Discard,
+}
 
 /// A WebSocket close code (RFC 6455 and PROTOCOL.md's table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,23 +67,24 @@ impl fmt::Display for CloseCode {
 ///
 /// Once `Close` or `Evict` names a connection, the core has forgotten it: no later action names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Write this text frame. The payload is shared by every recipient of the same message.
     Send {
         /// The recipient.
         conn: ConnId,
-        /// One serialized JSON message (UTF-8).
-        payload: Bytes,
+        /// One encoded JSON message.
+        payload: Payload,
     },
     /// Write a WebSocket ping.
     Ping {
         /// The connection to ping.
         conn: ConnId,
     },
-    /// Write a close frame with this code and reason, then drop the transport.
-    ///
-    /// For [`CloseCode::SLOW_CONSUMER`] the adapter first discards the unwritten backlog, and
-    /// drops the transport at most a second later however the peer behaves.
+    /// Close the connection: per `mode`, write or drop what is queued; write a close frame
+    /// with this code and reason; then stop writing and read (and discard) until the peer
+    /// closes, so that unread input cannot make the kernel reset the connection and destroy
+    /// the close frame. Drop the transport at most [`CLOSE_GRACE`] after this action.
     Close {
         /// The connection to close.
         conn: ConnId,
@@ -76,6 +92,8 @@ pub enum Action {
         code: CloseCode,
         /// A short English phrase.
         reason: Cow<'static, str>,
+        /// What becomes of the frames not written yet.
+        mode: CloseMode,
     },
     /// Drop the transport without a close handshake (a zombie that stopped answering).
     Evict {

@@ -6,16 +6,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use core::net::IpAddr;
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
-use crate::action::{Action, CloseCode};
+use crate::action::{Action, CloseCode, CloseMode};
 use crate::auth::{AuthError, Verifier};
 use crate::config::Config;
 use crate::error::{DisconnectError, Gone, OpenError, PublishError};
 use crate::limits::TokenBucket;
+use crate::payload::Payload;
 use crate::presence::{user_of_presence_pattern, PresenceChange};
 use crate::protocol::{
     code, parse_client_message, server, validate_device_id, ClientMessage, Handshake,
@@ -172,6 +172,8 @@ enum Leave {
     Closed,
     /// Close with this code (removal is immediate; the adapter performs the handshake).
     Close(CloseCode, Cow<'static, str>),
+    /// Outbound backlog over the limit: close 4009, dropping what the client could not take.
+    SlowConsumer,
     /// Drop the transport without a close handshake.
     Evict,
     /// Replaced by a newer connection: close 4001, and no presence change (the newcomer takes
@@ -203,6 +205,8 @@ pub struct Switchboard {
     /// Timer entries that no longer name a live deadline (their connection left, or an earlier
     /// deadline superseded them); the heap is compacted when they are the majority.
     stale_timers: usize,
+    /// Backlog reports over the limit made mid-drain, applied once the drain is done.
+    deferred_backlog: Vec<(Now, ConnId)>,
     /// Set by `shutdown`: the drain deadline.
     draining: Option<Instant>,
     stopped: bool,
@@ -232,6 +236,7 @@ impl Switchboard {
             delivery_seq: 0,
             delivery_stamps: Vec::new(),
             stale_timers: 0,
+            deferred_backlog: Vec::new(),
             draining: None,
             stopped: false,
             stats: Stats::default(),
@@ -410,12 +415,29 @@ impl Switchboard {
     }
 
     /// The adapter reports a connection's unwritten outbound backlog; over
-    /// `max_outbound_bytes` the connection is closed with 4009.
+    /// `max_outbound_bytes` the connection is closed with 4009 ([`CloseMode::Discard`]).
+    ///
+    /// [`execute`](Self::execute) does this itself. A report made while actions are still
+    /// waiting to be drained takes effect once they are drained: an input never changes the
+    /// core under a drain in progress.
     pub fn handle_backlog(&mut self, now: Now, id: ConnId, queued_bytes: usize) {
-        if queued_bytes > self.config.max_outbound_bytes && self.registry.get(id).is_some() {
-            let reason = "slow consumer".into();
-            self.leave(now, id, Leave::Close(CloseCode::SLOW_CONSUMER, reason));
+        if queued_bytes <= self.config.max_outbound_bytes {
+            return;
         }
+        if self.actions.is_empty() {
+            self.close_slow(now, id);
+        } else {
+            self.deferred_backlog.push((now, id));
+        }
+    }
+
+    /// Closes a slow consumer with 4009; whether it was still open.
+    pub(crate) fn close_slow(&mut self, now: Now, id: ConnId) -> bool {
+        if self.registry.get(id).is_none() {
+            return false;
+        }
+        self.leave(now, id, Leave::SlowConsumer);
+        true
     }
 
     /// Does the work due at `now`: pings, zombie evictions, auth timeouts, token expiries, and
@@ -469,13 +491,28 @@ impl Switchboard {
 
     // ---- outputs ----------------------------------------------------------------------------
 
-    /// The next action for the adapter, in the order decided.
+    /// The next action for the adapter, in the order decided. [`execute`](Self::execute)
+    /// drains them into a [`Transport`](crate::Transport) instead.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front()?;
+        let action = self.next_action()?;
         if matches!(action, Action::Send { .. }) {
-            self.stats.sends_total += 1;
+            self.count_send();
         }
         Some(action)
+    }
+
+    /// The next action, once backlog reports deferred by the drain have taken effect.
+    pub(crate) fn next_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() && !self.deferred_backlog.is_empty() {
+            for (now, id) in std::mem::take(&mut self.deferred_backlog) {
+                self.close_slow(now, id);
+            }
+        }
+        self.actions.pop_front()
+    }
+
+    pub(crate) fn count_send(&mut self) {
+        self.stats.sends_total += 1;
     }
 
     /// When `handle_timeout` next has work (possibly a little earlier: calling it then is a no-op).
@@ -990,6 +1027,13 @@ impl Switchboard {
                 conn: id,
                 code,
                 reason,
+                mode: CloseMode::Flush,
+            }),
+            Leave::SlowConsumer => self.actions.push_back(Action::Close {
+                conn: id,
+                code: CloseCode::SLOW_CONSUMER,
+                reason: "slow consumer".into(),
+                mode: CloseMode::Discard,
             }),
             Leave::Evict => {
                 self.stats.evicted_total += 1;
@@ -1001,6 +1045,7 @@ impl Switchboard {
                     conn: id,
                     code: CloseCode::SESSION_REPLACED,
                     reason: "session replaced".into(),
+                    mode: CloseMode::Flush,
                 });
                 return;
             }
@@ -1009,6 +1054,7 @@ impl Switchboard {
                     conn: id,
                     code: CloseCode::GOING_AWAY,
                     reason: "server shutting down".into(),
+                    mode: CloseMode::Flush,
                 });
                 return;
             }
@@ -1051,7 +1097,7 @@ impl Switchboard {
     }
 
     /// Sends one shared payload to every connection with a pattern matching `topic`, once each.
-    fn fan_out(&mut self, topic: &Topic, payload: Bytes) -> usize {
+    fn fan_out(&mut self, topic: &Topic, payload: Payload) -> usize {
         self.delivery_seq += 1;
         let seq = self.delivery_seq;
         let Self {
@@ -1097,7 +1143,7 @@ impl Switchboard {
         n
     }
 
-    fn push_send(&mut self, conn: ConnId, payload: Bytes) {
+    fn push_send(&mut self, conn: ConnId, payload: Payload) {
         self.actions.push_back(Action::Send { conn, payload });
     }
 

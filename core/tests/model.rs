@@ -517,6 +517,7 @@ impl Harness {
                         .push(*online);
                 }
                 Action::Ping { .. } | Action::Stop => {}
+                other => panic!("{op:?}: an action the model does not know: {other:?}"),
             }
         }
         if let Op::Closed { conn } = op {

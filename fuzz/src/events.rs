@@ -706,6 +706,7 @@ impl Harness {
                         .push((*online, *connections));
                 }
                 Action::Ping { .. } | Action::Stop => {}
+                other => panic!("{op:?}: an action the model does not know: {other:?}"),
             }
         }
         // Closes: the codes the core may choose are PROTOCOL.md's; the application's are its own.

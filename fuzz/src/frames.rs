@@ -430,6 +430,7 @@ impl Session {
                 } => assert_eq!(*online, *connections > 0, "{a:?}"),
                 Action::Ping { .. } => {}
                 Action::Stop => panic!("Stop without shutdown"),
+                other => panic!("an action this target does not know: {other:?}"),
             }
         }
         let stats = self.sb.stats();

@@ -445,23 +445,26 @@ impl RawWs {
 
     /// Writes one masked frame.
     pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(if fin { 0x80 } else { 0 } | (opcode & 0x0F));
-        let len = payload.len();
-        if len < 126 {
-            frame.push(0x80 | len as u8);
-        } else if len <= 0xFFFF {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        let mask = [0x37, 0xFA, 0x21, 0x3D];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let frame = masked_frame(fin, opcode, payload);
+        self.send_bytes(&frame).await;
+    }
+
+    /// Writes these bytes with one `write_all`, as a client that pipelines its frames does.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
         // The server may close while we write (e.g. 1009): a failed write is not our failure.
-        let _ = tokio::time::timeout(WAIT, self.stream.write_all(&frame)).await;
+        let _ = tokio::time::timeout(WAIT, self.stream.write_all(bytes)).await;
+    }
+
+    /// Skips data frames (and answers pings) until a close frame, which must carry `code`;
+    /// returns its reason.
+    pub async fn expect_close_skipping_data(&mut self, code: u16) -> String {
+        loop {
+            let f = self.recv_data().await;
+            if f.opcode == 8 {
+                assert_eq!(f.close_code(), Some(code), "raw client: close frame {f:?}");
+                return String::from_utf8_lossy(&f.payload[2..]).into_owned();
+            }
+        }
     }
 
     /// Writes one unfragmented text frame.
@@ -585,4 +588,24 @@ impl RawWs {
         );
         String::from_utf8_lossy(&f.payload[2..]).into_owned()
     }
+}
+
+/// One masked client frame, as bytes.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 14);
+    frame.push(if fin { 0x80 } else { 0 } | (opcode & 0x0F));
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [0x37, 0xFA, 0x21, 0x3D];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }

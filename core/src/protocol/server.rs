@@ -1,80 +1,81 @@
 //! Encoders for server-to-client messages.
 //!
 //! Each encoder runs its body twice: once to measure the exact output length, once to write
-//! into a `Vec` of exactly that capacity. `Bytes::from` then takes the buffer over without a
+//! into a `String` of exactly that capacity, which the [`Payload`] then takes over without a
 //! second allocation (it needs one more when length and capacity differ), so each message
-//! costs a single allocation. Field order is fixed by `PROTOCOL.md`; `id` goes right before
+//! costs a single allocation. Writing into a `String` makes every payload UTF-8 by
+//! construction. Field order is fixed by `PROTOCOL.md`; `id` goes right before
 //! `timestamp`.
 
-use bytes::Bytes;
+use crate::payload::Payload;
 use serde_json::value::RawValue;
 
 use super::client::Metadata;
-use super::timestamp::{write_timestamp, TIMESTAMP_LEN};
+use super::timestamp::{timestamp_bytes, TIMESTAMP_LEN};
 
 /// `{"type":"auth_success","userId":..,"connId":..,"id"?,"timestamp":..}`
-pub fn auth_success(user_id: &str, conn_id: &str, id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn auth_success(user_id: &str, conn_id: &str, id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"auth_success\",\"userId\":");
+        o.raw("{\"type\":\"auth_success\",\"userId\":");
         o.string(user_id);
-        o.raw(b",\"connId\":");
+        o.raw(",\"connId\":");
         o.string(conn_id);
         o.id_and_timestamp(id, unix_millis);
     })
 }
 
 /// `{"type":"auth_error","code":401,"message":..,"id"?,"timestamp":..}`
-pub fn auth_error(code: u16, message: &str, id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn auth_error(code: u16, message: &str, id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"auth_error\",\"code\":");
+        o.raw("{\"type\":\"auth_error\",\"code\":");
         o.uint(u64::from(code));
-        o.raw(b",\"message\":");
+        o.raw(",\"message\":");
         o.string(message);
         o.id_and_timestamp(id, unix_millis);
     })
 }
 
 /// `{"type":"error","code":..,"message":..,"id"?,"timestamp":..}`
-pub fn error(code: u16, message: &str, id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn error(code: u16, message: &str, id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"error\",\"code\":");
+        o.raw("{\"type\":\"error\",\"code\":");
         o.uint(u64::from(code));
-        o.raw(b",\"message\":");
+        o.raw(",\"message\":");
         o.string(message);
         o.id_and_timestamp(id, unix_millis);
     })
 }
 
 /// `{"type":"subscribed","topic":..,"id"?,"timestamp":..}`
-pub fn subscribed(topic: &str, id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn subscribed(topic: &str, id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"subscribed\",\"topic\":");
+        o.raw("{\"type\":\"subscribed\",\"topic\":");
         o.string(topic);
         o.id_and_timestamp(id, unix_millis);
     })
 }
 
 /// `{"type":"unsubscribed","topic":..,"id"?,"timestamp":..}`
-pub fn unsubscribed(topic: &str, id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn unsubscribed(topic: &str, id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"unsubscribed\",\"topic\":");
+        o.raw("{\"type\":\"unsubscribed\",\"topic\":");
         o.string(topic);
         o.id_and_timestamp(id, unix_millis);
     })
 }
 
 /// `{"type":"ack","id":..,"timestamp":..}`: sent for a published message that had an id.
-pub fn ack(id: &str, unix_millis: u64) -> Bytes {
+pub fn ack(id: &str, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"ack\"");
+        o.raw("{\"type\":\"ack\"");
         o.id_and_timestamp(Some(id), unix_millis);
     })
 }
 
 /// `{"type":"pong","id"?,"timestamp":..}`
-pub fn pong(id: Option<&str>, unix_millis: u64) -> Bytes {
+pub fn pong(id: Option<&str>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"pong\"");
+        o.raw("{\"type\":\"pong\"");
         o.id_and_timestamp(id, unix_millis);
     })
 }
@@ -90,42 +91,42 @@ pub fn message(
     metadata: Option<&Metadata<'_>>,
     sender_id: &str,
     unix_millis: u64,
-) -> Bytes {
+) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"message\",\"topic\":");
+        o.raw("{\"type\":\"message\",\"topic\":");
         o.string(topic);
-        o.raw(b",\"data\":");
-        o.raw(data.get().as_bytes());
-        o.raw(b",\"metadata\":{");
+        o.raw(",\"data\":");
+        o.raw(data.get());
+        o.raw(",\"metadata\":{");
         for (key, value) in metadata.into_iter().flat_map(Metadata::iter) {
             // The server's own `senderId` overrides whatever the client claimed.
             if key == "senderId" {
                 continue;
             }
             o.string(key);
-            o.raw(b":");
-            o.raw(value.get().as_bytes());
-            o.raw(b",");
+            o.raw(":");
+            o.raw(value.get());
+            o.raw(",");
         }
-        o.raw(b"\"senderId\":");
+        o.raw("\"senderId\":");
         o.string(sender_id);
-        o.raw(b"}");
+        o.raw("}");
         o.id_and_timestamp(None, unix_millis);
     })
 }
 
 /// `{"type":"presence","userId":..,"online":..,"connections":..,"timestamp":..}`;
 /// `user_id` is the plain, unencoded id.
-pub fn presence(user_id: &str, online: bool, connections: usize, unix_millis: u64) -> Bytes {
+pub fn presence(user_id: &str, online: bool, connections: usize, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"presence\",\"userId\":");
+        o.raw("{\"type\":\"presence\",\"userId\":");
         o.string(user_id);
         o.raw(if online {
-            b",\"online\":true"
+            ",\"online\":true"
         } else {
-            b",\"online\":false"
+            ",\"online\":false"
         });
-        o.raw(b",\"connections\":");
+        o.raw(",\"connections\":");
         // usize is at most 64 bits on every supported target.
         o.uint(connections as u64);
         o.id_and_timestamp(None, unix_millis);
@@ -133,39 +134,40 @@ pub fn presence(user_id: &str, online: bool, connections: usize, unix_millis: u6
 }
 
 /// `{"type":"push","data":..,"timestamp":..}`: an application push; `data` copied byte for byte.
-pub fn push(data: &RawValue, unix_millis: u64) -> Bytes {
+pub fn push(data: &RawValue, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw(b"{\"type\":\"push\",\"data\":");
-        o.raw(data.get().as_bytes());
+        o.raw("{\"type\":\"push\",\"data\":");
+        o.raw(data.get());
         o.id_and_timestamp(None, unix_millis);
     })
 }
 
 /// Runs `body` once to measure and once to write, so the buffer is allocated exactly once.
-fn encode(body: impl Fn(&mut Out)) -> Bytes {
+fn encode(body: impl Fn(&mut Out)) -> Payload {
     let mut measure = Out { buf: None, len: 0 };
     body(&mut measure);
     let mut write = Out {
-        buf: Some(Vec::with_capacity(measure.len)),
+        buf: Some(String::with_capacity(measure.len)),
         len: 0,
     };
     body(&mut write);
     let buf = write.buf.unwrap_or_default();
     debug_assert_eq!(buf.len(), measure.len, "measuring and writing disagree");
-    Bytes::from(buf)
+    Payload::from_json(buf)
 }
 
-/// A sink that either counts bytes (`buf` is `None`) or appends them.
+/// A sink that either counts bytes (`buf` is `None`) or appends them. It writes into a
+/// `String`, so whatever it produces is UTF-8 by construction.
 struct Out {
-    buf: Option<Vec<u8>>,
+    buf: Option<String>,
     len: usize,
 }
 
 impl Out {
-    fn raw(&mut self, bytes: &[u8]) {
-        self.len += bytes.len();
+    fn raw(&mut self, s: &str) {
+        self.len += s.len();
         if let Some(buf) = &mut self.buf {
-            buf.extend_from_slice(bytes);
+            buf.push_str(s);
         }
     }
 
@@ -177,33 +179,33 @@ impl Out {
             return;
         };
         let start = buf.len();
-        buf.push(b'"');
-        let bytes = s.as_bytes();
+        buf.push('"');
         let mut run = 0; // start of the pending run of bytes that need no escaping
-        for (i, &b) in bytes.iter().enumerate() {
+        for (i, b) in s.bytes().enumerate() {
             if escaped_len(b) == 1 {
                 continue;
             }
-            buf.extend_from_slice(&bytes[run..i]);
+            // `b` is ASCII, so `i` and `i + 1` are character boundaries.
+            buf.push_str(&s[run..i]);
             run = i + 1;
             match b {
-                b'"' => buf.extend_from_slice(b"\\\""),
-                b'\\' => buf.extend_from_slice(b"\\\\"),
-                b'\n' => buf.extend_from_slice(b"\\n"),
-                b'\r' => buf.extend_from_slice(b"\\r"),
-                b'\t' => buf.extend_from_slice(b"\\t"),
-                0x08 => buf.extend_from_slice(b"\\b"),
-                0x0c => buf.extend_from_slice(b"\\f"),
+                b'"' => buf.push_str("\\\""),
+                b'\\' => buf.push_str("\\\\"),
+                b'\n' => buf.push_str("\\n"),
+                b'\r' => buf.push_str("\\r"),
+                b'\t' => buf.push_str("\\t"),
+                0x08 => buf.push_str("\\b"),
+                0x0c => buf.push_str("\\f"),
                 _ => {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
-                    buf.extend_from_slice(b"\\u00");
-                    buf.push(HEX[usize::from(b >> 4)]);
-                    buf.push(HEX[usize::from(b & 0xf)]);
+                    buf.push_str("\\u00");
+                    buf.push(char::from(HEX[usize::from(b >> 4)]));
+                    buf.push(char::from(HEX[usize::from(b & 0xf)]));
                 }
             }
         }
-        buf.extend_from_slice(&bytes[run..]);
-        buf.push(b'"');
+        buf.push_str(&s[run..]);
+        buf.push('"');
         self.len += buf.len() - start;
     }
 
@@ -220,21 +222,31 @@ impl Out {
                 break;
             }
         }
-        self.raw(&digits[i..]);
+        self.ascii(&digits[i..]);
+    }
+
+    /// Bytes known to be ASCII (digits, a timestamp), one character each.
+    fn ascii(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.is_ascii());
+        self.len += bytes.len();
+        if let Some(buf) = &mut self.buf {
+            buf.extend(bytes.iter().map(|&b| char::from(b)));
+        }
     }
 
     /// The common tail: optional `"id"`, then `"timestamp"` and the closing brace.
     fn id_and_timestamp(&mut self, id: Option<&str>, unix_millis: u64) {
         if let Some(id) = id {
-            self.raw(b",\"id\":");
+            self.raw(",\"id\":");
             self.string(id);
         }
-        self.raw(b",\"timestamp\":\"");
-        if let Some(buf) = &mut self.buf {
-            write_timestamp(buf, unix_millis);
+        self.raw(",\"timestamp\":\"");
+        if self.buf.is_some() {
+            self.ascii(&timestamp_bytes(unix_millis));
+        } else {
+            self.len += TIMESTAMP_LEN;
         }
-        self.len += TIMESTAMP_LEN;
-        self.raw(b"\"}");
+        self.raw("\"}");
     }
 }
 
@@ -257,8 +269,8 @@ mod tests {
     const T: u64 = 1_795_428_000_123;
     const TS: &str = "2026-11-23T10:00:00.123Z";
 
-    fn s(b: Bytes) -> String {
-        String::from_utf8(b.to_vec()).unwrap()
+    fn s(b: Payload) -> String {
+        b.as_str().to_owned()
     }
 
     fn raw(json: &str) -> Box<RawValue> {
@@ -440,7 +452,7 @@ mod tests {
         let _ = subscribed(nasty, None, 0);
     }
 
-    fn check(out: &Bytes, ty: &str) -> Result<serde_json::Value, TestCaseError> {
+    fn check(out: &Payload, ty: &str) -> Result<serde_json::Value, TestCaseError> {
         let v: serde_json::Value = serde_json::from_slice(out)
             .map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(out))))?;
         prop_assert_eq!(v["type"].as_str(), Some(ty));
@@ -453,11 +465,11 @@ mod tests {
     proptest! {
         #[test]
         fn string_escaping_matches_serde_json(text in any::<String>()) {
-            let mut o = Out { buf: Some(Vec::new()), len: 0 };
+            let mut o = Out { buf: Some(String::new()), len: 0 };
             o.string(&text);
             let expected = serde_json::to_string(&text).unwrap();
             prop_assert_eq!(o.len, expected.len());
-            prop_assert_eq!(String::from_utf8(o.buf.unwrap()).unwrap(), expected);
+            prop_assert_eq!(o.buf.unwrap(), expected);
         }
 
         #[test]

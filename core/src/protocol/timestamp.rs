@@ -12,6 +12,11 @@ pub(crate) const TIMESTAMP_LEN: usize = 24;
 ///
 /// Always appends exactly 24 bytes and never quotes.
 pub fn write_timestamp(out: &mut Vec<u8>, unix_millis: u64) {
+    out.extend_from_slice(&timestamp_bytes(unix_millis));
+}
+
+/// The RFC 3339 timestamp of `unix_millis` as ASCII bytes, on the stack.
+pub(crate) fn timestamp_bytes(unix_millis: u64) -> [u8; TIMESTAMP_LEN] {
     let millis = unix_millis.min(MAX_MILLIS);
     let secs = millis / 1000;
     let ms = millis % 1000;
@@ -34,7 +39,7 @@ pub fn write_timestamp(out: &mut Vec<u8>, unix_millis: u64) {
     buf[19] = b'.';
     put_digits(&mut buf[20..23], ms);
     buf[23] = b'Z';
-    out.extend_from_slice(&buf);
+    buf
 }
 
 /// Fills `dst` with the low decimal digits of `n`, zero-padded.

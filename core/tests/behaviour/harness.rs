@@ -212,7 +212,9 @@ pub(crate) fn closes(actions: &[Action]) -> Vec<(ConnId, u16, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Close { conn, code, reason } => Some((*conn, code.0, reason.to_string())),
+            Action::Close {
+                conn, code, reason, ..
+            } => Some((*conn, code.0, reason.to_string())),
             _ => None,
         })
         .collect()

@@ -7,6 +7,7 @@ mod auth_message;
 mod commands;
 mod defaults;
 mod determinism;
+mod execute;
 mod harness;
 mod heartbeat;
 mod limits;

@@ -1,6 +1,6 @@
 //! Session policies (per-device, single, multi): which connections a new one replaces.
 
-use switchboard_core::{Action, CloseCode, Config, Gone, SessionPolicy};
+use switchboard_core::{Action, CloseCode, CloseMode, Config, Gone, SessionPolicy};
 
 use crate::harness::*;
 
@@ -86,7 +86,8 @@ fn replaced_connection_gets_exactly_one_close_4001_and_no_later_action() {
         vec![&Action::Close {
             conn: old,
             code: CloseCode::SESSION_REPLACED,
-            reason: "session replaced".into()
+            reason: "session replaced".into(),
+            mode: CloseMode::Flush,
         }]
     );
     // Nothing that follows names it.

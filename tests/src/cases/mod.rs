@@ -2,6 +2,7 @@
 //! section. Every case starts its own server(s).
 
 pub mod auth;
+pub mod closes;
 pub mod drain;
 pub mod frames;
 pub mod handshake;

@@ -72,7 +72,9 @@ mod tests {
         let closes: Vec<_> = drain(&mut sb)
             .into_iter()
             .filter_map(|a| match a {
-                Action::Close { conn, code, reason } => Some((conn, code, reason)),
+                Action::Close {
+                    conn, code, reason, ..
+                } => Some((conn, code, reason)),
                 _ => None,
             })
             .collect();
@@ -101,7 +103,8 @@ mod tests {
         assert!(actions.contains(&Action::Close {
             conn: phone,
             code: CloseCode(4000),
-            reason: "bye".into()
+            reason: "bye".into(),
+            mode: crate::CloseMode::Flush,
         }));
         assert_eq!(sb.user_connections("alice").len(), 1);
         let r = call(
