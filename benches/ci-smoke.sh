@@ -34,8 +34,8 @@ fail() { echo "ci-smoke: $*" >&2; exit 1; }
 # The server under test: `switchboard` (tokio, the default) or `switchboard-mio`.
 SERVER_BIN="${1:-switchboard}"
 case "$SERVER_BIN" in
-    switchboard) SERVER_PKG=switchboard-tokio ;;
-    switchboard-mio) SERVER_PKG=switchboard-mio ;;
+    switchboard) SERVER_PKG=switchboard-server ;;
+    switchboard-mio) SERVER_PKG=switchboard-mio-server ;;
     *) fail "unknown server $SERVER_BIN (switchboard or switchboard-mio)" ;;
 esac
 cargo build --release -p "$SERVER_PKG" --bin "$SERVER_BIN" -p switchboard-benches --bin loadgen

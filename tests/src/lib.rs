@@ -8,6 +8,13 @@
 //! ```ignore
 //! switchboard_tests::suite!(switchboard_tests::adapters::Tokio);
 //! ```
+//!
+//! The server binaries' command-line contract is in [`binary`], run as processes;
+//! [`binary_suite!`] instantiates it for one binary, in the tests of the binary's package:
+//!
+//! ```ignore
+//! switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard"));
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 pub mod adapters;
+pub mod binary;
 pub mod cases;
 pub mod http;
 pub mod util;
@@ -322,6 +330,33 @@ macro_rules! __suite_cases {
             #[test]
             fn $name() {
                 $crate::run($crate::cases::$module::$name::<$adapter>)
+            }
+        )*
+    };
+}
+
+/// Instantiates the command-line contract ([`binary`]) as `#[test]` functions for one server
+/// binary, given the path of the binary:
+/// `switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard"));`
+#[macro_export]
+macro_rules! binary_suite {
+    ($binary:expr) => {
+        $crate::__binary_cases! { $binary;
+            refuses_to_start_without_a_secret_naming_the_flag,
+            redis_flag_fails_with_a_clear_message,
+            serves_from_environment_settings_and_drains_on_sigterm,
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __binary_cases {
+    ($binary:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::binary::$name($binary)
             }
         )*
     };

@@ -1,16 +1,22 @@
 //! `switchboard-mio`: the same server as `switchboard` (same flags, same protocol, same HTTP
 //! API) on a mio event loop.
 
-#[path = "../../adapter-tokio/src/cli.rs"]
-mod cli;
-
 use std::process::ExitCode;
 
+use switchboard_cli::Binary;
 use switchboard_mio::{Handle, Server, ServerConfig};
 use tracing::{error, info, warn};
 
+const BINARY: Binary = Binary {
+    name: env!("CARGO_BIN_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    // `--help`'s first line, as it read when this binary was part of switchboard-mio (whose
+    // package description it was).
+    about: "mio + tungstenite adapter for switchboard-core, and the `switchboard-mio` server",
+};
+
 fn main() -> ExitCode {
-    let config = match cli::start() {
+    let config = match switchboard_cli::start(BINARY) {
         Ok(config) => config,
         Err(exit) => return exit,
     };

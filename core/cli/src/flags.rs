@@ -1,65 +1,47 @@
-//! The command line of the server binaries (`switchboard` and `switchboard-mio` share this file):
-//! every setting of SPEC.md as a flag with a `SWITCHBOARD_*` environment fallback, and the
-//! process setup both need.
+//! The flags: every setting of SPEC.md with a `SWITCHBOARD_*` environment fallback, and the
+//! `token` subcommand's, parsed by clap and turned into a [`ServerConfig`].
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use switchboard_core::auth::{sign_hs256, Claims};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use switchboard_core::http::{OriginPolicy, TrustedProxies};
 use switchboard_core::{Config, ServerConfig, SessionPolicy};
-use tracing::warn;
 
-/// Parses the command line and prepares the process: runs the `token` subcommand, or sets up
-/// logging, raises the open-file limit and returns the server's configuration. `Err` carries
-/// the exit status when there is nothing (more) to serve.
-pub(crate) fn start() -> Result<ServerConfig, ExitCode> {
-    let cli = Cli::parse();
-    if let Some(Command::Token {
-        sub,
-        ttl,
-        device,
-        topics,
-        jwt_secret,
-    }) = cli.command
-    {
-        return Err(print_token(sub, ttl, device, topics, jwt_secret));
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let limit = match raise_open_file_limit() {
-        Ok(limit) => Some(limit),
-        Err(e) => {
-            warn!(error = %e, "could not raise the open-file limit");
-            None
-        }
+use crate::Binary;
+
+/// Parses the process's arguments as `binary`'s command line, exiting on `--help`, `--version`
+/// and errors: what `Cli::parse()` does, with the binary's name, version and about line.
+pub(crate) fn parse(binary: Binary) -> Cli {
+    let command = || {
+        Cli::command()
+            .name(binary.name)
+            .version(binary.version)
+            .about(binary.about)
     };
-    cli.server.into_config(limit).map_err(|message| {
-        eprintln!("{}: {message}", env!("CARGO_BIN_NAME"));
-        ExitCode::from(2)
-    })
+    let mut matches = command().get_matches();
+    match Cli::from_arg_matches_mut(&mut matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut command()).exit(),
+    }
 }
 
+// `//` rather than `///` where clap would turn a doc comment into help text. The about line
+// `--help` shows is the `Binary`'s (see `parse`), not this doc comment.
 /// Switchboard: a WebSocket connection manager.
 #[derive(Debug, Parser)]
-#[command(name = env!("CARGO_BIN_NAME"), version, about)]
-struct Cli {
+pub(crate) struct Cli {
+    // `token`, or none: serve.
     #[command(subcommand)]
-    command: Option<Command>,
+    pub(crate) command: Option<Command>,
+    // The server's settings.
     #[command(flatten)]
-    server: ServerArgs,
+    pub(crate) server: ServerArgs,
 }
 
+// The subcommands.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Print a client token (HS256, signed with the server's secret), for trying things out.
     Token {
         /// The user id (`sub` claim).
@@ -87,8 +69,9 @@ enum PolicyArg {
     Multi,
 }
 
+// The server's settings, as flags.
 #[derive(Debug, Args)]
-struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Address to listen on (WebSocket at /ws and the HTTP API).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]
     listen: SocketAddr,
@@ -175,12 +158,13 @@ struct ServerArgs {
 }
 
 /// The message for a missing secret, naming both ways to give it.
-const NO_SECRET: &str = "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
+pub(crate) const NO_SECRET: &str =
+    "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
      (there is no built-in default)";
 
 impl ServerArgs {
     /// The server's configuration, or why these flags cannot start one.
-    fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
+    pub(crate) fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
         if self.redis.is_some() {
             return Err(
                 "cluster mode (--redis) is not available in this build yet; \
@@ -247,50 +231,4 @@ impl ServerArgs {
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("invalid duration {s:?}: {e} (e.g. 30s, 500ms, 2m)"))
-}
-
-/// Raises this process's open-file soft limit to its hard limit; returns the new limit.
-fn raise_open_file_limit() -> std::io::Result<u64> {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(limit.rlim_cur)
-    }
-}
-
-/// `token`: prints a client token signed with the server's secret.
-fn print_token(
-    sub: String,
-    ttl: Duration,
-    device: Option<String>,
-    topics: Option<Vec<String>>,
-    secret: Option<String>,
-) -> ExitCode {
-    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-        eprintln!("{}: {NO_SECRET}", env!("CARGO_BIN_NAME"));
-        return ExitCode::from(2);
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let claims = Claims {
-        sub,
-        exp: (now + ttl).as_secs(),
-        device,
-        topics,
-    };
-    println!("{}", sign_hs256(secret.as_bytes(), &claims));
-    ExitCode::SUCCESS
 }

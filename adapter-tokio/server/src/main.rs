@@ -1,14 +1,21 @@
 //! `switchboard`: the reference server. WebSocket at `/ws`, the HTTP API on the same port.
 
-mod cli;
-
 use std::process::ExitCode;
 
+use switchboard_cli::Binary;
 use switchboard_tokio::{Server, ServerConfig};
 use tracing::{error, info};
 
+const BINARY: Binary = Binary {
+    name: env!("CARGO_BIN_NAME"),
+    version: env!("CARGO_PKG_VERSION"),
+    // `--help`'s first line, as it read when this binary was part of switchboard-tokio (whose
+    // package description it was).
+    about: "tokio + tokio-tungstenite adapter for switchboard-core, and the reference server `switchboard`",
+};
+
 fn main() -> ExitCode {
-    let config = match cli::start() {
+    let config = match switchboard_cli::start(BINARY) {
         Ok(config) => config,
         Err(exit) => return exit,
     };

@@ -1,6 +1,14 @@
-//! The command-line contract of a server binary, shared by `switchboard` and `switchboard-mio`
-//! (each includes this file): flags and `SWITCHBOARD_*` fallbacks, the refusals at start, the
-//! `token` subcommand, serving, and the drain on SIGTERM. Real processes, real sockets.
+//! The command-line contract of a server binary, the same for `switchboard` and
+//! `switchboard-mio`: flags and `SWITCHBOARD_*` fallbacks, the refusals at start, the `token`
+//! subcommand, serving, and the drain on SIGTERM. Real processes, real sockets.
+//!
+//! Each function takes the path of the binary under test. [`binary_suite!`](crate::binary_suite)
+//! instantiates one `#[test]` per function, in the integration tests of the binary's package
+//! (where Cargo gives the path as `CARGO_BIN_EXE_<name>`):
+//!
+//! ```ignore
+//! switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard"));
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -54,7 +62,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
 }
 
 /// Without a secret the server refuses to start, and says which flag or variable to give.
-pub(crate) fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
+pub fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
     let out = run(binary, &[]);
     assert_eq!(out.status.code(), Some(2), "exit status");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -65,7 +73,7 @@ pub(crate) fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
 }
 
 /// Cluster mode is not built yet: `--redis` fails with a clear message instead of half-working.
-pub(crate) fn redis_flag_fails_with_a_clear_message(binary: &str) {
+pub fn redis_flag_fails_with_a_clear_message(binary: &str) {
     let out = run(
         binary,
         &["--jwt-secret", "s", "--redis", "redis://127.0.0.1:6379"],
@@ -80,7 +88,7 @@ pub(crate) fn redis_flag_fails_with_a_clear_message(binary: &str) {
 
 /// Settings from the environment; a token from the `token` subcommand is accepted at the
 /// handshake; SIGTERM closes the client with 1001 and the process exits 0 by the drain deadline.
-pub(crate) fn serves_from_environment_settings_and_drains_on_sigterm(binary: &str) {
+pub fn serves_from_environment_settings_and_drains_on_sigterm(binary: &str) {
     let token = run(
         binary,
         &["token", "--sub", "alice", "--jwt-secret", "env-secret"],

@@ -1,0 +1,3 @@
+//! The `switchboard-mio` binary's command-line contract, as a process.
+
+switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard-mio"));
