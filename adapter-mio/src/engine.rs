@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
-use switchboard_core::auth::Hs256Verifier;
 use switchboard_core::http::{HttpResponse, OriginPolicy, TrustedProxies};
 use switchboard_core::{Now, ServerConfig, Switchboard};
 use tracing::{debug, info, warn};
@@ -111,17 +110,14 @@ impl Embedded {
         let mut listener = TcpListener::bind(config.listen)?;
         registry.register(&mut listener, token(LISTENER)?, Interest::READABLE)?;
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
-        let mut core = config.core;
-        if core.hash_seed == 0 {
-            // Clients choose the map keys: keep the seed unknown to them.
-            core.hash_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
-        }
-        let websocket = front::websocket_config(core.max_message_bytes);
+        // Clients choose the map keys: unless the configuration fixes it, the seed is random.
+        let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+        let websocket = front::websocket_config(config.core.max_message_bytes);
         Ok(Embedded {
             sockets: Sockets::new(registry.try_clone()?, first),
             listener,
             commands: Arc::new(CommandQueue::new(waker)),
-            sb: Switchboard::new(core, Hs256Verifier::new(&config.jwt_secret)),
+            sb: config.switchboard(random_seed),
             clock: Clock::start(),
             settings: Settings {
                 api_key: config.api_key,
@@ -308,12 +304,10 @@ impl Embedded {
                 if let Some(socket) = self.sockets.slab.get(key) {
                     debug!(peer = %socket.peer, "handshake timeout");
                 }
-                let response = HttpResponse::error(408, "request not completed in time");
-                self.answer(key, response);
+                self.answer(key, HttpResponse::head_timeout());
             }
             Some(Phase::Body(_)) => {
-                let response = HttpResponse::error(408, "request body not completed in time");
-                self.answer(key, response);
+                self.answer(key, HttpResponse::body_timeout());
             }
             // An answer that could not be delivered, or a close handshake past its grace.
             Some(Phase::Answer(_) | Phase::Ws(_)) => self.remove(key),

@@ -4,17 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::WebSocketConfig;
-
-/// The `101 Switching Protocols` answer for this `Sec-WebSocket-Key`.
-pub(crate) fn switching_protocols(key: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    )
-    .into_bytes()
-}
 
 /// The WebSocket codec settings: the core's message limit, small idle buffers (as the tokio
 /// adapter's).

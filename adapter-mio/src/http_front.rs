@@ -53,8 +53,7 @@ impl Embedded {
                         Ok(Transfer::Done) => {}
                         Ok(Transfer::Blocked) => return,
                         Ok(Transfer::Eof) | Err(_) => {
-                            let response = HttpResponse::error(400, "request body ended early");
-                            return self.answer(key, response);
+                            return self.answer(key, HttpResponse::body_ended_early());
                         }
                     }
                 }
@@ -84,7 +83,7 @@ impl Embedded {
         let (head_bytes, rest) = buf.split_at(head_len);
         let routed = http::with_head(head_bytes, |head| self.on_request(key, head, rest));
         if routed.is_none() {
-            self.answer(key, HttpResponse::error(400, "malformed HTTP request"));
+            self.answer(key, HttpResponse::malformed_request());
         }
     }
 
@@ -176,16 +175,14 @@ impl Embedded {
         ws_key: &str,
         rest: Vec<u8>,
     ) {
-        if self.sockets.websockets >= self.settings.max_connections {
-            let response = HttpResponse::error(503, "server at its connection limit");
-            return self.answer(key, response);
+        if let Err(refusal) = http::admit(self.sockets.websockets, self.settings.max_connections) {
+            return self.answer(key, refusal);
         }
         let now = self.clock.now();
         match self.sb.open(now, ip, handshake) {
             Err(refused) => {
                 info!(%ip, status = refused.http_status(), reason = %refused, "rejected");
-                let response = HttpResponse::error(refused.http_status(), &refused.to_string());
-                self.answer(key, response);
+                self.answer(key, HttpResponse::open_refused(&refused));
             }
             Ok(id) => {
                 info!(conn = %id, %ip, user = self.sb.user_of(id), "connected");
@@ -201,7 +198,7 @@ impl Embedded {
                         Role::Server,
                         Some(self.settings.websocket),
                     ),
-                    preamble: front::switching_protocols(ws_key),
+                    preamble: http::switching_protocols(ws_key),
                     preamble_written: 0,
                     out: Outbound::default(),
                     state: WsState::Open,

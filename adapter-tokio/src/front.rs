@@ -5,13 +5,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use switchboard_core::http::{
-    body_length, route, with_head, HeadStatus, HttpResponse, RequestHead, Route,
+    body_length, route, switching_protocols, with_head, HeadStatus, HttpResponse, RequestHead,
+    Route,
 };
 use switchboard_core::{Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
@@ -50,12 +50,11 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
             Ok(Err(None)) => return,
             Err(_) => {
                 debug!(%peer, "handshake timeout");
-                let response = HttpResponse::error(408, "request not completed in time");
-                return respond(&mut stream, response).await;
+                return respond(&mut stream, HttpResponse::head_timeout()).await;
             }
         };
     let next = with_head(&buf[..head_len], |head| decide(head, peer, &ctx))
-        .unwrap_or_else(|| Next::Answer(HttpResponse::error(400, "malformed HTTP request")));
+        .unwrap_or_else(|| Next::Answer(HttpResponse::malformed_request()));
     match next {
         Next::Answer(response) => respond(&mut stream, response).await,
         Next::Health => {
@@ -128,8 +127,7 @@ async fn upgrade(
 ) {
     // Count this socket among the WebSocket connections before anything else can.
     if !ctx.cap.try_acquire() {
-        let response = HttpResponse::error(503, "server at its connection limit");
-        return respond(&mut stream, response).await;
+        return respond(&mut stream, HttpResponse::at_connection_limit()).await;
     }
     let (reply, answer) = oneshot::channel();
     let open = ConnEvent::Open {
@@ -145,23 +143,14 @@ async fn upgrade(
         Some(Ok(opened)) => opened,
         Some(Err(refused)) => {
             ctx.cap.release();
-            let response = HttpResponse::error(refused.http_status(), &refused.to_string());
-            return respond(&mut stream, response).await;
+            return respond(&mut stream, HttpResponse::open_refused(&refused)).await;
         }
         None => {
             ctx.cap.release();
-            return respond(
-                &mut stream,
-                HttpResponse::error(503, "server is shutting down"),
-            )
-            .await;
+            return respond(&mut stream, HttpResponse::shutting_down()).await;
         }
     };
-    let accept = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        derive_accept_key(key.as_bytes())
-    );
-    if stream.write_all(accept.as_bytes()).await.is_err() {
+    if stream.write_all(&switching_protocols(key)).await.is_err() {
         ctx.cap.release();
         let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;
         return;
@@ -215,13 +204,8 @@ async fn read_body(
         let start = length - missing;
         match tokio::time::timeout(within, stream.read_exact(&mut body[start..])).await {
             Ok(Ok(_)) => {}
-            Ok(Err(_)) => return Err(HttpResponse::error(400, "request body ended early")),
-            Err(_) => {
-                return Err(HttpResponse::error(
-                    408,
-                    "request body not completed in time",
-                ))
-            }
+            Ok(Err(_)) => return Err(HttpResponse::body_ended_early()),
+            Err(_) => return Err(HttpResponse::body_timeout()),
         }
     }
     Ok(body)
@@ -234,11 +218,11 @@ async fn ask(
 ) -> HttpResponse {
     let (reply, answer) = oneshot::channel();
     if ctx.control.send(make(reply)).is_err() {
-        return HttpResponse::error(503, "server is shutting down");
+        return HttpResponse::shutting_down();
     }
     answer
         .await
-        .unwrap_or_else(|_| HttpResponse::error(503, "server is shutting down"))
+        .unwrap_or_else(|_| HttpResponse::shutting_down())
 }
 
 /// Time an HTTP answer has to reach a client, and then to let the connection wind down.

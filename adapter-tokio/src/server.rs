@@ -4,8 +4,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_core::auth::Hs256Verifier;
-use switchboard_core::Switchboard;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -42,6 +40,9 @@ impl Server {
     /// in the backlog until [`run`](Self::run) is polled).
     pub async fn bind(config: ServerConfig) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
+        // Clients choose the map keys: unless the configuration fixes it, the seed is random.
+        let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
+        let sb = config.switchboard(random_seed);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
         let cap = Arc::new(ConnectionCap::new(config.max_connections));
@@ -54,13 +55,8 @@ impl Server {
             trusted_proxies: config.trusted_proxies,
             websocket: websocket_config(config.core.max_message_bytes),
         });
-        let mut core = config.core;
-        if core.hash_seed == 0 {
-            // Clients choose the map keys: keep the seed unknown to them.
-            core.hash_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
-        }
         let driver = Driver {
-            sb: Switchboard::new(core, Hs256Verifier::new(&config.jwt_secret)),
+            sb,
             clock: Clock::start(),
             mailboxes: Mailboxes::default(),
             api_key: config.api_key,

@@ -50,7 +50,7 @@ fn handle_timeout(c: &mut Criterion) {
     let last_open = (n as u64 - 1) * OPEN_SPACING_NANOS;
     let now = now_at(last_open + 1);
 
-    let mut sb = Switchboard::new(bench_config(), PlainVerifier);
+    let mut sb = Switchboard::new(bench_config(), PlainVerifier, 1);
     let mut map = HashMap::with_capacity(n);
     let mut vec = Vec::with_capacity(n);
     for i in 0..n {

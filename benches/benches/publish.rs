@@ -56,7 +56,7 @@ const DATA: &str = r#"{"text":"hello, room","n":42,"tags":["a","b"]}"#;
 
 /// The ours side: a switchboard whose `subscribers` connections hold `chat.room1`.
 fn build_ours(subscribers: usize) -> Switchboard {
-    let mut sb = Switchboard::new(bench_config(), PlainVerifier);
+    let mut sb = Switchboard::new(bench_config(), PlainVerifier, 1);
     let subscribe = format!(r#"{{"type":"subscribe","topic":"{TOPIC}"}}"#);
     for i in 0..subscribers {
         let i32 = i as u32;

@@ -51,7 +51,7 @@ fn churn_ids() -> Vec<String> {
 }
 
 fn build_ours(users: &[String]) -> Switchboard {
-    let mut sb = Switchboard::new(bench_config(), PlainVerifier);
+    let mut sb = Switchboard::new(bench_config(), PlainVerifier, 1);
     for (i, user) in users.iter().enumerate() {
         let handshake = Handshake {
             token: Some(user.clone()),

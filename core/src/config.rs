@@ -1,9 +1,7 @@
 //! Settings of the state machine, with the defaults from the field.
 
-use core::net::SocketAddr;
 use std::time::Duration;
 
-use crate::http::{OriginPolicy, TrustedProxies};
 use crate::policy::SessionPolicy;
 
 /// Everything the core can be told; `Config::default()` gives SPEC.md's defaults.
@@ -31,10 +29,6 @@ pub struct Config {
     pub message_burst: u32,
     /// Clock-skew allowance when checking a token's `exp`.
     pub jwt_leeway: Duration,
-    /// Seed of the core's hash maps. Part of the input: the same seed and inputs give the same
-    /// outputs, in the same order. Servers should pick it at random (0: the adapters do), since
-    /// clients choose the keys and a known seed would let them collide on purpose.
-    pub hash_seed: u64,
 }
 
 impl Default for Config {
@@ -51,48 +45,6 @@ impl Default for Config {
             max_messages_per_sec: 100,
             message_burst: 200,
             jwt_leeway: Duration::ZERO,
-            hash_seed: 0,
-        }
-    }
-}
-
-/// Settings of a server that drives a [`Switchboard`](crate::Switchboard): the core's, plus what
-/// every adapter needs around it. Both adapters take this one type, so they are interchangeable.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Session policy, timers and limits of the core.
-    pub core: Config,
-    /// Shared HS256 secret for client tokens.
-    pub jwt_secret: Vec<u8>,
-    /// Key of the HTTP API; `None`: `/api/*` answers 401 to everyone.
-    pub api_key: Option<String>,
-    /// How long a graceful shutdown waits for clients to finish their close handshake.
-    pub drain_timeout: Duration,
-    /// Time from TCP accept to a complete request head; slower clients are dropped.
-    pub handshake_timeout: Duration,
-    /// WebSocket connections (open or in their handshake) beyond which upgrades get 503.
-    pub max_connections: usize,
-    /// Browser origins allowed to connect.
-    pub allowed_origins: OriginPolicy,
-    /// Reverse proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: TrustedProxies,
-}
-
-impl ServerConfig {
-    /// SPEC.md's defaults, listening on `listen` with this token secret.
-    pub fn new(listen: SocketAddr, jwt_secret: impl Into<Vec<u8>>) -> Self {
-        ServerConfig {
-            listen,
-            core: Config::default(),
-            jwt_secret: jwt_secret.into(),
-            api_key: None,
-            drain_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(5),
-            max_connections: 10_000,
-            allowed_origins: OriginPolicy::any(),
-            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

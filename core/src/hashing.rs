@@ -1,6 +1,6 @@
 //! The hasher of the core's maps and sets.
 //!
-//! Seeded by the caller through [`Config::hash_seed`](crate::Config::hash_seed): with the seed an
+//! Seeded by the caller through [`Switchboard::new`](crate::Switchboard::new): with the seed an
 //! input like any other, iteration orders that reach the outputs (fan-out order, shutdown order)
 //! are a function of the inputs, so the same inputs give the same outputs. Adapters choose a
 //! random seed at start, because map keys (user ids, topic segments) are chosen by clients, who

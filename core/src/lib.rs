@@ -29,7 +29,7 @@
 //! use switchboard_core::{auth, Action, Config, Frame, Handshake, Instant, Now, Switchboard};
 //!
 //! let secret = b"change me";
-//! let mut sb = Switchboard::new(Config::default(), auth::Hs256Verifier::new(secret));
+//! let mut sb = Switchboard::new(Config::default(), auth::Hs256Verifier::new(secret), 7);
 //! let now = Now::new(Instant::ZERO, 1_795_428_000_000);
 //!
 //! // A client connects with a token in its upgrade request.
@@ -63,6 +63,7 @@ mod config;
 mod error;
 mod execute;
 mod hashing;
+#[cfg(feature = "gateway")]
 pub mod http;
 mod limits;
 mod payload;
@@ -76,9 +77,11 @@ mod timers;
 pub mod topics;
 
 pub use action::{Action, CloseCode, CloseMode, CLOSE_GRACE};
-pub use config::{Config, ServerConfig};
+pub use config::Config;
 pub use error::{DisconnectError, Gone, OpenError, PublishError};
 pub use execute::Transport;
+#[cfg(feature = "gateway")]
+pub use http::ServerConfig;
 pub use payload::Payload;
 pub use policy::SessionPolicy;
 pub use protocol::{Handshake, HandshakeError};

@@ -225,11 +225,15 @@ impl std::fmt::Debug for Switchboard {
 
 impl Switchboard {
     /// A switchboard with no connections that verifies tokens with `verifier`.
-    pub fn new(config: Config, verifier: impl Verifier) -> Self {
+    ///
+    /// `hash_seed` seeds the core's hash maps. It is an input like any other: the same seed
+    /// and inputs give the same outputs, in the same order. A server draws it at random,
+    /// since clients choose the keys and a known seed would let them collide on purpose.
+    pub fn new(config: Config, verifier: impl Verifier, hash_seed: u64) -> Self {
         Switchboard {
             verifier: Box::new(verifier),
-            registry: Registry::new(config.hash_seed),
-            topics: TopicTrie::with_seed(config.hash_seed),
+            registry: Registry::new(hash_seed),
+            topics: TopicTrie::with_seed(hash_seed),
             config,
             timers: TimerQueue::default(),
             actions: VecDeque::new(),
@@ -1191,7 +1195,7 @@ mod tests {
 
     #[test]
     fn timer_entries_of_departed_connections_do_not_pile_up_under_churn() {
-        let mut sb = Switchboard::new(Config::default(), Hs256Verifier::new(b"k"));
+        let mut sb = Switchboard::new(Config::default(), Hs256Verifier::new(b"k"), 1);
         let now = Now::new(Instant::ZERO, 1_795_428_000_000);
         let token = sign_hs256(
             b"k",

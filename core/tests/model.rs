@@ -673,7 +673,7 @@ proptest! {
             ..Config::default()
         };
         let mut h = Harness {
-            sb: Switchboard::new(config, Hs256Verifier::new(SECRET)),
+            sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),
             model: Model { policy, now_ms: 0, conns: BTreeMap::new(), auth_seq: 0 },
             ids: Vec::new(),
             dead: BTreeSet::new(),

@@ -956,11 +956,10 @@ pub fn run(input: &Input) {
         max_subscriptions: 3,
         max_messages_per_sec: if input.rate_limited { 5 } else { 0 },
         message_burst: 8,
-        hash_seed: input.hash_seed,
         ..Config::default()
     };
     let mut h = Harness {
-        sb: Switchboard::new(config, Hs256Verifier::new(SECRET)),
+        sb: Switchboard::new(config, Hs256Verifier::new(SECRET), input.hash_seed),
         policy,
         rate_limited: input.rate_limited,
         now_ms: 0,

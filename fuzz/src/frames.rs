@@ -573,7 +573,7 @@ pub fn run(input: &Input) {
         max_messages_per_sec: 0,
         ..Config::default()
     };
-    let mut sb = Switchboard::new(config, Hs256Verifier::new(SECRET));
+    let mut sb = Switchboard::new(config, Hs256Verifier::new(SECRET), 1);
     let handshake = Handshake {
         token: input
             .setup

@@ -214,8 +214,6 @@ impl ServerArgs {
             max_messages_per_sec: self.max_messages_per_sec,
             message_burst: self.max_messages_per_sec.saturating_mul(2),
             jwt_leeway: self.jwt_leeway,
-            // The adapter picks a random seed at start.
-            hash_seed: 0,
         };
         config.api_key = self.api_key.filter(|k| !k.is_empty());
         config.drain_timeout = self.drain_timeout;

@@ -172,7 +172,7 @@ mod tests {
     }
 
     fn switchboard_with_one_user() -> Switchboard {
-        let mut sb = Switchboard::new(Config::default(), Hs256Verifier::new(SECRET));
+        let mut sb = Switchboard::new(Config::default(), Hs256Verifier::new(SECRET), 1);
         let token = sign_hs256(
             SECRET,
             &Claims {

@@ -8,7 +8,11 @@
 //! body of [`body_length`] bytes (bounded by [`MAX_API_BODY_BYTES`]), and write
 //! [`HttpResponse::to_bytes`]; every answer here closes the connection. Nothing in this module
 //! performs IO or reads a clock.
+//!
+//! Behind the cargo feature `gateway`: an embedder of the connection manager alone does not
+//! build it.
 
+mod answers;
 mod api;
 mod head;
 mod metrics;
@@ -16,12 +20,14 @@ mod origin;
 mod proxy;
 mod request;
 mod response;
+mod server_config;
 
+pub use answers::{admit, switching_protocols};
 pub use api::{handle_api, health, ApiRequest};
 pub use head::{body_length, with_head, HeadStatus};
 pub use metrics::{adapter_gauges, metrics};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
-pub(crate) use request::path_of;
 pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use response::HttpResponse;
+pub use server_config::ServerConfig;

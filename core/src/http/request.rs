@@ -2,6 +2,7 @@
 //! adapter.
 
 use crate::http::{HttpResponse, OriginPolicy};
+use crate::protocol::handshake::path_of;
 use crate::Handshake;
 
 /// Longest request line plus headers, in bytes; over it the adapter answers 431 (it enforces
@@ -148,25 +149,6 @@ fn route_upgrade(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
         },
         Err(e) => reject(e.http_status(), &e.to_string()),
     }
-}
-
-/// The path of a request target: the query cut off, and for the absolute form
-/// (`http://host/path`) the scheme and authority too (an absolute URI without a path has the
-/// empty path).
-pub(crate) fn path_of(target: &str) -> &str {
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let starts = |prefix: &str| {
-        path.get(..prefix.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
-    };
-    let rest = if starts("http://") {
-        &path[7..]
-    } else if starts("https://") {
-        &path[8..]
-    } else {
-        return path;
-    };
-    rest.find('/').map_or("", |i| &rest[i..])
 }
 
 /// Whether any line of header `name` lists `token` (comma-separated, case-insensitive).

@@ -106,7 +106,7 @@ impl Handshake {
             Some((p, q)) => (p, q),
             None => (target, ""),
         };
-        if crate::http::path_of(path) != "/ws" {
+        if path_of(path) != "/ws" {
             return Err(HandshakeError::NotFound);
         }
 
@@ -193,6 +193,25 @@ fn truncate_lossy(value: &[u8], max: usize) -> String {
         s.truncate(end);
     }
     s
+}
+
+/// The path of a request target: the query cut off, and for the absolute form
+/// (`http://host/path`) the scheme and authority too (an absolute URI without a path has the
+/// empty path).
+pub(crate) fn path_of(target: &str) -> &str {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let starts = |prefix: &str| {
+        path.get(..prefix.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    };
+    let rest = if starts("http://") {
+        &path[7..]
+    } else if starts("https://") {
+        &path[8..]
+    } else {
+        return path;
+    };
+    rest.find('/').map_or("", |i| &rest[i..])
 }
 
 #[cfg(test)]

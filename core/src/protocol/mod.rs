@@ -6,6 +6,11 @@
 pub mod client;
 pub mod handshake;
 pub(crate) mod percent;
+// The encoders are the core's own: what reaches a client is only ever an `Action::Send`.
+#[cfg(not(feature = "bench-internals"))]
+pub(crate) mod server;
+/// The server message encoders (exposed for the benchmarks only).
+#[cfg(feature = "bench-internals")]
 pub mod server;
 mod timestamp;
 

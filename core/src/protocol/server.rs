@@ -7,6 +7,8 @@
 //! construction. Field order is fixed by `PROTOCOL.md`; `id` goes right before
 //! `timestamp`.
 
+#![cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
+
 use crate::payload::Payload;
 use serde_json::value::RawValue;
 

@@ -4,6 +4,8 @@
 //! exactly there and the keys whose pattern is `<prefix>.**`, so matching a
 //! topic only visits the literal and `*` branches the topic can reach.
 
+#![cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
+
 use std::hash::Hash;
 
 use slab::Slab;
@@ -70,7 +72,7 @@ impl<K: Copy + Eq + Hash> TopicTrie<K> {
         Self::with_seed(0)
     }
 
-    /// Creates an empty trie whose hash maps use this seed (see [`Config::hash_seed`](crate::Config::hash_seed)).
+    /// Creates an empty trie whose hash maps use this seed (see [`Switchboard::new`](crate::Switchboard::new)).
     pub fn with_seed(seed: u64) -> Self {
         let mut nodes = Slab::new();
         let root = nodes.insert(Node::new(seed));

@@ -12,6 +12,8 @@ use switchboard_core::{
 };
 
 pub(crate) const SECRET: &[u8] = b"behaviour-secret";
+/// The seed of every harness's hash maps: runs repeat exactly.
+pub(crate) const HASH_SEED: u64 = 0x5eed;
 /// Wall clock at the harness's start: 2026-11-23T10:00:00.123Z.
 pub(crate) const WALL0: u64 = 1_795_428_000_123;
 pub(crate) const TS0: &str = "2026-11-23T10:00:00.123Z";
@@ -65,7 +67,7 @@ impl Harness {
 
     pub(crate) fn with(config: Config) -> Self {
         Harness {
-            sb: Switchboard::new(config, Hs256Verifier::new(SECRET)),
+            sb: Switchboard::new(config, Hs256Verifier::new(SECRET), HASH_SEED),
             now: Now::new(Instant::ZERO, WALL0),
             buffered: VecDeque::new(),
         }

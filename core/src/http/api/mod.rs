@@ -17,8 +17,8 @@ use self::fields::Fields;
 use self::publish::publish;
 use self::queries::{presence, stats};
 use self::send::{broadcast, send};
-use crate::http::request::path_of;
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
+use crate::protocol::handshake::path_of;
 use crate::{Now, Switchboard};
 
 /// An `/api/*` request with its body.

@@ -14,7 +14,7 @@ pub(super) fn now() -> Now {
 }
 
 pub(super) fn new_sb() -> Switchboard {
-    Switchboard::new(Config::default(), Hs256Verifier::new(SECRET))
+    Switchboard::new(Config::default(), Hs256Verifier::new(SECRET), 1)
 }
 
 pub(super) fn open(sb: &mut Switchboard, user: &str, device: Option<&str>) -> ConnId {
