@@ -11,7 +11,7 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use switchboard_core::http::{HttpResponse, OriginPolicy, TrustedProxies};
-use switchboard_core::{Now, ServerConfig, Switchboard};
+use switchboard_core::{Commands, Now, ServerConfig, Switchboard};
 use tracing::{debug, info, warn};
 use tungstenite::protocol::WebSocketConfig;
 
@@ -28,7 +28,7 @@ use crate::sync::Arc;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A closure run against the core in the loop; its reply, if any, travels inside it.
-pub(crate) type Job = Box<dyn FnOnce(&mut Switchboard, Now) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut Commands<'_>) + Send>;
 
 /// An application command, run against the core in the loop.
 pub(crate) enum Command {
@@ -39,7 +39,7 @@ pub(crate) enum Command {
 }
 
 /// The queue that carries commands into the loop, woken through mio.
-pub(crate) type Commands = CommandQueue<Command, mio::Waker>;
+pub(crate) type Queue = CommandQueue<Command, mio::Waker>;
 
 /// Settings the loop needs besides the core's.
 pub(crate) struct Settings {
@@ -73,7 +73,7 @@ pub struct Embedded {
     pub(crate) sb: Switchboard,
     pub(crate) sockets: Sockets,
     listener: TcpListener,
-    commands: Arc<Commands>,
+    commands: Arc<Queue>,
     pub(crate) clock: Clock,
     pub(crate) settings: Settings,
     accept_paused_until: Option<std::time::Instant>,
@@ -272,7 +272,7 @@ impl Embedded {
         for command in self.commands.drain() {
             let now = self.clock.now();
             match command {
-                Command::Run(f) => f(&mut self.sb, now),
+                Command::Run(f) => f(&mut Commands::new(&mut self.sb, now)),
                 Command::Shutdown => {
                     info!(drain_timeout = ?self.settings.drain_timeout, "draining");
                     self.sb

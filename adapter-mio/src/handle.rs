@@ -2,24 +2,20 @@
 
 use serde_json::value::RawValue;
 use switchboard_core::{
-    CloseCode, ConnId, ConnectionSnapshot, DisconnectError, Gone, Now, PublishError, Stats,
-    Switchboard,
+    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError, Stats,
+    Stopped,
 };
 
-use crate::engine::{Command, Commands};
+use crate::engine::{Command, Queue};
 use crate::sync::Arc;
-
-/// The server has stopped: the command was not carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the server has stopped")]
-pub struct Stopped;
 
 /// Sends commands to the event loop that owns the core. Cheap to clone; usable from any
 /// thread. Every call blocks until the loop has carried it out (except
-/// [`shutdown`](Self::shutdown)), so it must not be called from the loop's own thread.
+/// [`shutdown`](Self::shutdown)), so it must not be called from the loop's own thread. Every
+/// call answers `Err(Stopped)` once the server has stopped, never a made-up zero.
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) commands: Arc<Commands>,
+    pub(crate) commands: Arc<Queue>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -29,15 +25,15 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// Runs `f` against the core, in the event loop, and returns its result; the actions it
-    /// causes are executed right after. Every other method is built on this one.
+    /// Runs `f` on the core's [`Commands`], in the event loop, and returns its result; the
+    /// actions it causes are executed right after. Every other method is built on this one.
     pub fn with<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Switchboard, Now) -> R + Send + 'static,
+        f: impl FnOnce(&mut Commands<'_>) -> R + Send + 'static,
     ) -> Result<R, Stopped> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let command = Box::new(move |sb: &mut Switchboard, now: Now| {
-            let _ = reply.send(f(sb, now));
+        let command = Box::new(move |commands: &mut Commands<'_>| {
+            let _ = reply.send(f(commands));
         });
         self.commands
             .push(Command::Run(command))
@@ -47,35 +43,39 @@ impl Handle {
     }
 
     /// Pushes `data` to one connection.
-    pub fn send_to_connection(&self, conn: ConnId, data: Box<RawValue>) -> Result<(), Gone> {
-        self.with(move |sb, now| sb.send_to_connection(now, conn, &data))
-            .unwrap_or(Err(Gone))
+    pub fn send_to_connection(
+        &self,
+        conn: ConnId,
+        data: Box<RawValue>,
+    ) -> Result<Result<(), Gone>, Stopped> {
+        self.with(move |c| c.send_to_connection(conn, &data))
     }
 
     /// Pushes `data` to a user's connections on one device; returns how many it reached.
-    pub fn send_to_device(&self, user: &str, device: &str, data: Box<RawValue>) -> usize {
+    pub fn send_to_device(
+        &self,
+        user: &str,
+        device: &str,
+        data: Box<RawValue>,
+    ) -> Result<usize, Stopped> {
         let (user, device) = (user.to_owned(), device.to_owned());
-        self.with(move |sb, now| sb.send_to_device(now, &user, &device, &data))
-            .unwrap_or(0)
+        self.with(move |c| c.send_to_device(&user, &device, &data))
     }
 
     /// Pushes `data` to every connection of a user; returns how many it reached.
-    pub fn send_to_user(&self, user: &str, data: Box<RawValue>) -> usize {
+    pub fn send_to_user(&self, user: &str, data: Box<RawValue>) -> Result<usize, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, now| sb.send_to_user(now, &user, &data))
-            .unwrap_or(0)
+        self.with(move |c| c.send_to_user(&user, &data))
     }
 
     /// Pushes `data` to every connection of these users; returns how many it reached.
-    pub fn send_to_users(&self, users: Vec<String>, data: Box<RawValue>) -> usize {
-        self.with(move |sb, now| sb.send_to_users(now, users.iter().map(String::as_str), &data))
-            .unwrap_or(0)
+    pub fn send_to_users(&self, users: Vec<String>, data: Box<RawValue>) -> Result<usize, Stopped> {
+        self.with(move |c| c.send_to_users(users.iter().map(String::as_str), &data))
     }
 
     /// Pushes `data` to every authenticated connection; returns how many it reached.
-    pub fn broadcast(&self, data: Box<RawValue>) -> usize {
-        self.with(move |sb, now| sb.broadcast(now, &data))
-            .unwrap_or(0)
+    pub fn broadcast(&self, data: Box<RawValue>) -> Result<usize, Stopped> {
+        self.with(move |c| c.broadcast(&data))
     }
 
     /// Publishes to a topic as the server; returns how many connections it reached.
@@ -84,10 +84,9 @@ impl Handle {
         topic: &str,
         data: Box<RawValue>,
         metadata: Option<Box<RawValue>>,
-    ) -> Result<usize, PublishError> {
+    ) -> Result<Result<usize, PublishError>, Stopped> {
         let topic = topic.to_owned();
-        self.with(move |sb, now| sb.publish(now, &topic, &data, metadata.as_deref()))
-            .unwrap_or(Ok(0))
+        self.with(move |c| c.publish(&topic, &data, metadata.as_deref()))
     }
 
     /// Closes one connection with an application close code.
@@ -96,10 +95,9 @@ impl Handle {
         conn: ConnId,
         code: CloseCode,
         reason: &str,
-    ) -> Result<(), DisconnectError> {
+    ) -> Result<Result<(), DisconnectError>, Stopped> {
         let reason = reason.to_owned();
-        self.with(move |sb, now| sb.disconnect_connection(now, conn, code, &reason))
-            .unwrap_or(Err(DisconnectError::Gone(Gone)))
+        self.with(move |c| c.disconnect_connection(conn, code, &reason))
     }
 
     /// Closes every connection of a user, or of one of its devices; returns how many.
@@ -109,49 +107,47 @@ impl Handle {
         device: Option<&str>,
         code: CloseCode,
         reason: &str,
-    ) -> Result<usize, DisconnectError> {
+    ) -> Result<Result<usize, DisconnectError>, Stopped> {
         let (user, device, reason) = (
             user.to_owned(),
             device.map(str::to_owned),
             reason.to_owned(),
         );
-        self.with(move |sb, now| sb.disconnect_user(now, &user, device.as_deref(), code, &reason))
-            .unwrap_or(Ok(0))
+        self.with(move |c| c.disconnect_user(&user, device.as_deref(), code, &reason))
     }
 
     /// Whether a user has an authenticated connection.
-    pub fn is_online(&self, user: &str) -> bool {
+    pub fn is_online(&self, user: &str) -> Result<bool, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, _| sb.is_online(&user)).unwrap_or(false)
+        self.with(move |c| c.core().is_online(&user))
     }
 
     /// A user's connections, oldest first.
-    pub fn connections_of(&self, user: &str) -> Vec<ConnectionSnapshot> {
+    pub fn connections_of(&self, user: &str) -> Result<Vec<ConnectionSnapshot>, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, _| {
+        self.with(move |c| {
+            let sb = c.core();
             sb.user_connections(&user)
                 .iter()
                 .filter_map(|&id| sb.connection(id))
                 .map(|c| c.snapshot())
                 .collect()
         })
-        .unwrap_or_default()
     }
 
     /// Every online user.
-    pub fn online_users(&self) -> Vec<String> {
-        self.with(|sb, _| sb.online_users().map(str::to_owned).collect())
-            .unwrap_or_default()
+    pub fn online_users(&self) -> Result<Vec<String>, Stopped> {
+        self.with(move |c| c.core().online_users().map(str::to_owned).collect())
     }
 
     /// Counts and totals.
     pub fn stats(&self) -> Result<Stats, Stopped> {
-        self.with(|sb, _| sb.stats())
+        self.with(move |c| c.core().stats())
     }
 
     /// Starts the graceful drain: every client gets close 1001, new upgrades 503, `/healthz`
     /// 503; `Server::run` returns once everyone left or the drain deadline passed.
-    pub fn shutdown(&self) {
-        let _ = self.commands.push(Command::Shutdown);
+    pub fn shutdown(&self) -> Result<(), Stopped> {
+        self.commands.push(Command::Shutdown).map_err(|_| Stopped)
     }
 }

@@ -26,10 +26,10 @@
 //! let handle = server.handle();
 //! let thread = std::thread::spawn(move || server.run());
 //! let data = serde_json::value::RawValue::from_string("{\"hello\":1}".into()).unwrap();
-//! let delivered = handle.send_to_user("alice", data);
-//! handle.shutdown(); // 1001 to everyone, then `run` returns after the drain
+//! let delivered = handle.send_to_user("alice", data)?; // Err(Stopped) once it stopped
+//! handle.shutdown()?; // 1001 to everyone, then `run` returns after the drain
 //! thread.join().expect("server thread")?;
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # In your own mio loop
@@ -71,10 +71,11 @@ mod sync;
 mod ws_io;
 
 pub use engine::Embedded;
-pub use handle::{Handle, Stopped};
+pub use handle::Handle;
 pub use server::Server;
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
+pub use switchboard_core::{Commands, Stopped};
 
 /// The README's examples (the core's and this crate's), compiled as doctests so that they stay
 /// true.

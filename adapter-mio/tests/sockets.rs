@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::value::RawValue;
 use switchboard_core::auth::{sign_hs256, Claims};
-use switchboard_mio::{Handle, Server, ServerConfig};
+use switchboard_mio::{Handle, Server, ServerConfig, Stopped};
 
 const SECRET: &[u8] = b"test secret";
 
@@ -40,7 +40,7 @@ fn start(configure: impl FnOnce(&mut ServerConfig)) -> Running {
 impl Running {
     /// Shuts down and waits for `run` to return, within `within`.
     fn stop(self, within: Duration) {
-        self.handle.shutdown();
+        let _ = self.handle.shutdown();
         let deadline = Instant::now() + within;
         while !self.thread.is_finished() {
             assert!(Instant::now() < deadline, "the server did not stop in time");
@@ -185,7 +185,7 @@ fn a_large_message_reaches_a_slow_reader_whole() {
         .collect();
     let text = text.replace(['"', '\\'], "_");
     let data = RawValue::from_string(serde_json::to_string(&text).expect("json")).expect("raw");
-    assert_eq!(server.handle.send_to_user("alice", data), 1);
+    assert_eq!(server.handle.send_to_user("alice", data), Ok(1));
 
     // The client has read nothing yet: the socket buffers cannot hold 4 MiB, so a partial
     // write is pending in the server.
@@ -222,7 +222,7 @@ fn a_large_message_reaches_a_slow_reader_whole() {
     assert_eq!(metric(server.addr, "switchboard_outbound_backlog_bytes"), 0);
 
     // The drain: 1001, our close answer, and `run` returns.
-    server.handle.shutdown();
+    server.handle.shutdown().expect("the server runs");
     let (opcode, close) = read_frame(&mut exact(&mut client));
     assert_eq!(opcode, 8);
     assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
@@ -246,7 +246,7 @@ fn health_and_drain() {
     let mut silent = upgrade(server.addr, "bob");
     let _auth = read_frame(&mut exact(&mut silent));
     let started = Instant::now();
-    server.handle.shutdown();
+    server.handle.shutdown().expect("the server runs");
     let (opcode, close) = read_frame(&mut exact(&mut silent));
     assert_eq!(
         (opcode, u16::from_be_bytes([close[0], close[1]])),
@@ -305,7 +305,7 @@ fn http_refusals_and_api() {
     first.write_all(&client_close(1000)).expect("close");
     let (opcode, _) = read_frame(&mut exact(&mut first));
     assert_eq!(opcode, 8, "the server answers the close");
-    assert!(server.handle.with(|sb, _| sb.stats()).is_ok());
+    assert!(server.handle.with(|c| c.core().stats()).is_ok());
     server.stop(Duration::from_secs(2));
 }
 
@@ -315,6 +315,7 @@ fn handle_after_stop() {
     let server = start(|_| {});
     let handle = server.handle.clone();
     server.stop(Duration::from_secs(2));
-    assert!(handle.stats().is_err());
-    assert!(!handle.is_online("anyone"));
+    assert_eq!(handle.stats(), Err(Stopped));
+    assert_eq!(handle.is_online("anyone"), Err(Stopped));
+    assert_eq!(handle.shutdown(), Err(Stopped));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_core::http::{self, ApiRequest, HttpResponse};
 use switchboard_core::{
-    CloseCode, CloseMode, ConnId, Frame, Handshake, Now, OpenError, Payload, Switchboard,
+    CloseCode, CloseMode, Commands, ConnId, Frame, Handshake, Now, OpenError, Payload, Switchboard,
     Transport, Violation,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -49,7 +49,7 @@ pub(crate) enum ConnEvent {
 }
 
 /// An application command: run against the core in the driver.
-pub(crate) type Command = Box<dyn FnOnce(&mut Switchboard, Now) + Send>;
+pub(crate) type Command = Box<dyn FnOnce(&mut Commands<'_>) + Send>;
 
 /// A command from the application or the HTTP front: unbounded, so that `Handle` never blocks.
 pub(crate) enum Control {
@@ -240,7 +240,7 @@ impl Driver {
                 let extra = http::adapter_gauges(backlog as u64, self.cap.held() as u64);
                 let _ = reply.send(http::metrics(&self.sb, &extra));
             }
-            Control::Command(command) => command(&mut self.sb, now),
+            Control::Command(command) => command(&mut Commands::new(&mut self.sb, now)),
             Control::Shutdown => {
                 info!(drain_timeout = ?self.drain_timeout, "draining");
                 self.sb.shutdown(now, now.instant + self.drain_timeout);

@@ -2,34 +2,30 @@
 
 use serde_json::value::RawValue;
 use switchboard_core::{
-    CloseCode, ConnId, ConnectionSnapshot, DisconnectError, Gone, Now, PublishError, Stats,
-    Switchboard,
+    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError, Stats,
+    Stopped,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::Control;
 
-/// The server has stopped: the command was not carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the server has stopped")]
-pub struct Stopped;
-
 /// Sends commands to the driver that owns the core. Cheap to clone; usable from any thread.
+/// Every call answers `Err(Stopped)` once the server has stopped, never a made-up zero.
 #[derive(Clone, Debug)]
 pub struct Handle {
     pub(crate) control: mpsc::UnboundedSender<Control>,
 }
 
 impl Handle {
-    /// Runs `f` against the core, in the driver, and returns its result; the actions it causes
-    /// are executed right after. Every other method is built on this one.
+    /// Runs `f` on the core's [`Commands`], in the driver, and returns its result; the actions
+    /// it causes are executed right after. Every other method is built on this one.
     pub async fn with<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Switchboard, Now) -> R + Send + 'static,
+        f: impl FnOnce(&mut Commands<'_>) -> R + Send + 'static,
     ) -> Result<R, Stopped> {
         let (reply, answer) = oneshot::channel();
-        let command = Box::new(move |sb: &mut Switchboard, now: Now| {
-            let _ = reply.send(f(sb, now));
+        let command = Box::new(move |commands: &mut Commands<'_>| {
+            let _ = reply.send(f(commands));
         });
         self.control
             .send(Control::Command(command))
@@ -38,40 +34,45 @@ impl Handle {
     }
 
     /// Pushes `data` to one connection.
-    pub async fn send_to_connection(&self, conn: ConnId, data: Box<RawValue>) -> Result<(), Gone> {
-        self.with(move |sb, now| sb.send_to_connection(now, conn, &data))
-            .await
-            .unwrap_or(Err(Gone))
+    pub async fn send_to_connection(
+        &self,
+        conn: ConnId,
+        data: Box<RawValue>,
+    ) -> Result<Result<(), Gone>, Stopped> {
+        self.with(move |c| c.send_to_connection(conn, &data)).await
     }
 
     /// Pushes `data` to a user's connections on one device; returns how many it reached.
-    pub async fn send_to_device(&self, user: &str, device: &str, data: Box<RawValue>) -> usize {
+    pub async fn send_to_device(
+        &self,
+        user: &str,
+        device: &str,
+        data: Box<RawValue>,
+    ) -> Result<usize, Stopped> {
         let (user, device) = (user.to_owned(), device.to_owned());
-        self.with(move |sb, now| sb.send_to_device(now, &user, &device, &data))
+        self.with(move |c| c.send_to_device(&user, &device, &data))
             .await
-            .unwrap_or(0)
     }
 
     /// Pushes `data` to every connection of a user; returns how many it reached.
-    pub async fn send_to_user(&self, user: &str, data: Box<RawValue>) -> usize {
+    pub async fn send_to_user(&self, user: &str, data: Box<RawValue>) -> Result<usize, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, now| sb.send_to_user(now, &user, &data))
-            .await
-            .unwrap_or(0)
+        self.with(move |c| c.send_to_user(&user, &data)).await
     }
 
     /// Pushes `data` to every connection of these users; returns how many it reached.
-    pub async fn send_to_users(&self, users: Vec<String>, data: Box<RawValue>) -> usize {
-        self.with(move |sb, now| sb.send_to_users(now, users.iter().map(String::as_str), &data))
+    pub async fn send_to_users(
+        &self,
+        users: Vec<String>,
+        data: Box<RawValue>,
+    ) -> Result<usize, Stopped> {
+        self.with(move |c| c.send_to_users(users.iter().map(String::as_str), &data))
             .await
-            .unwrap_or(0)
     }
 
     /// Pushes `data` to every authenticated connection; returns how many it reached.
-    pub async fn broadcast(&self, data: Box<RawValue>) -> usize {
-        self.with(move |sb, now| sb.broadcast(now, &data))
-            .await
-            .unwrap_or(0)
+    pub async fn broadcast(&self, data: Box<RawValue>) -> Result<usize, Stopped> {
+        self.with(move |c| c.broadcast(&data)).await
     }
 
     /// Publishes to a topic as the server; returns how many connections it reached.
@@ -80,11 +81,10 @@ impl Handle {
         topic: &str,
         data: Box<RawValue>,
         metadata: Option<Box<RawValue>>,
-    ) -> Result<usize, PublishError> {
+    ) -> Result<Result<usize, PublishError>, Stopped> {
         let topic = topic.to_owned();
-        self.with(move |sb, now| sb.publish(now, &topic, &data, metadata.as_deref()))
+        self.with(move |c| c.publish(&topic, &data, metadata.as_deref()))
             .await
-            .unwrap_or(Ok(0))
     }
 
     /// Closes one connection with an application close code.
@@ -93,11 +93,10 @@ impl Handle {
         conn: ConnId,
         code: CloseCode,
         reason: &str,
-    ) -> Result<(), DisconnectError> {
+    ) -> Result<Result<(), DisconnectError>, Stopped> {
         let reason = reason.to_owned();
-        self.with(move |sb, now| sb.disconnect_connection(now, conn, code, &reason))
+        self.with(move |c| c.disconnect_connection(conn, code, &reason))
             .await
-            .unwrap_or(Err(DisconnectError::Gone(Gone)))
     }
 
     /// Closes every connection of a user, or of one of its devices; returns how many.
@@ -107,29 +106,27 @@ impl Handle {
         device: Option<&str>,
         code: CloseCode,
         reason: &str,
-    ) -> Result<usize, DisconnectError> {
+    ) -> Result<Result<usize, DisconnectError>, Stopped> {
         let (user, device, reason) = (
             user.to_owned(),
             device.map(str::to_owned),
             reason.to_owned(),
         );
-        self.with(move |sb, now| sb.disconnect_user(now, &user, device.as_deref(), code, &reason))
+        self.with(move |c| c.disconnect_user(&user, device.as_deref(), code, &reason))
             .await
-            .unwrap_or(Ok(0))
     }
 
     /// Whether a user has an authenticated connection.
-    pub async fn is_online(&self, user: &str) -> bool {
+    pub async fn is_online(&self, user: &str) -> Result<bool, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, _| sb.is_online(&user))
-            .await
-            .unwrap_or(false)
+        self.with(move |c| c.core().is_online(&user)).await
     }
 
     /// A user's connections, oldest first.
-    pub async fn connections_of(&self, user: &str) -> Vec<ConnectionSnapshot> {
+    pub async fn connections_of(&self, user: &str) -> Result<Vec<ConnectionSnapshot>, Stopped> {
         let user = user.to_owned();
-        self.with(move |sb, _| {
+        self.with(move |c| {
+            let sb = c.core();
             sb.user_connections(&user)
                 .iter()
                 .filter_map(|&id| sb.connection(id))
@@ -137,24 +134,22 @@ impl Handle {
                 .collect()
         })
         .await
-        .unwrap_or_default()
     }
 
     /// Every online user.
-    pub async fn online_users(&self) -> Vec<String> {
-        self.with(|sb, _| sb.online_users().map(str::to_owned).collect())
+    pub async fn online_users(&self) -> Result<Vec<String>, Stopped> {
+        self.with(move |c| c.core().online_users().map(str::to_owned).collect())
             .await
-            .unwrap_or_default()
     }
 
     /// Counts and totals.
     pub async fn stats(&self) -> Result<Stats, Stopped> {
-        self.with(|sb, _| sb.stats()).await
+        self.with(move |c| c.core().stats()).await
     }
 
     /// Starts the graceful drain: every client gets close 1001, new upgrades 503, `/healthz`
     /// 503; `Server::run` returns once everyone left or the drain deadline passed.
-    pub fn shutdown(&self) {
-        let _ = self.control.send(Control::Shutdown);
+    pub fn shutdown(&self) -> Result<(), Stopped> {
+        self.control.send(Control::Shutdown).map_err(|_| Stopped)
     }
 }

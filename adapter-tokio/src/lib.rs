@@ -17,7 +17,7 @@
 //! let handle = server.handle();
 //! tokio::spawn(server.run());
 //! let data = serde_json::value::RawValue::from_string("{\"hello\":1}".into()).unwrap();
-//! let delivered = handle.send_to_user("alice", data).await;
+//! let delivered = handle.send_to_user("alice", data).await; // Err(Stopped) once it stopped
 //! # Ok(()) }
 //! ```
 
@@ -31,10 +31,11 @@ mod outbound;
 mod server;
 mod sync;
 
-pub use handle::{Handle, Stopped};
+pub use handle::Handle;
 pub use server::Server;
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
+pub use switchboard_core::{Commands, Stopped};
 
 use std::time::Duration;
 

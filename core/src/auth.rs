@@ -63,6 +63,7 @@ pub trait Verifier: Send + Sync + 'static {
 /// Display strings are sent to clients in `auth_error` messages, so they
 /// are short lowercase English and never echo token contents.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// Not a structurally valid JWT (parts, base64, JSON).
     #[error("malformed token")]

@@ -6,6 +6,7 @@ use crate::topics::TopicError;
 
 /// Why `open` refused a connection; [`OpenError::http_status`] is the answer to the upgrade.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The server is draining and takes no new connections (HTTP 503).
     #[error("server is shutting down")]
@@ -41,6 +42,7 @@ pub struct Gone;
 
 /// Why a disconnect command was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DisconnectError {
     /// The code is not one the application may use (1000, 1008 or 4000..=4999).
     #[error("close code {0} is not allowed: use 1000, 1008 or 4000-4999")]
@@ -52,6 +54,7 @@ pub enum DisconnectError {
 
 /// Why an application publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The topic is not a valid concrete topic.
     #[error("{0}")]
@@ -63,3 +66,8 @@ pub enum PublishError {
     #[error("metadata must be a JSON object")]
     InvalidMetadata,
 }
+
+/// The server that drove the core has stopped: the command was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server has stopped")]
+pub struct Stopped;

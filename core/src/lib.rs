@@ -59,6 +59,7 @@
 
 mod action;
 pub mod auth;
+mod commands;
 mod config;
 mod error;
 mod execute;
@@ -77,8 +78,9 @@ mod timers;
 pub mod topics;
 
 pub use action::{Action, CloseCode, CloseMode, CLOSE_GRACE};
+pub use commands::Commands;
 pub use config::Config;
-pub use error::{DisconnectError, Gone, OpenError, PublishError};
+pub use error::{DisconnectError, Gone, OpenError, PublishError, Stopped};
 pub use execute::Transport;
 #[cfg(feature = "gateway")]
 pub use http::ServerConfig;

@@ -49,6 +49,7 @@ impl Frame<'_> {
 
 /// A transport-level fault that the adapter's WebSocket codec detected on a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Violation {
     /// A text frame that is not UTF-8: close 1007.
     InvalidUtf8,
@@ -58,6 +59,7 @@ pub enum Violation {
 
 /// Counts for `/metrics` and `/api/stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Open connections, authenticated or not.
     pub connections: usize,
@@ -143,6 +145,7 @@ impl<'a> ConnectionInfo<'a> {
 
 /// One connection's metadata, owned: what a query hands across threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionSnapshot {
     /// Its id.
     pub id: ConnId,

@@ -610,6 +610,7 @@ impl Harness {
                     }
                     Err(DisconnectError::InvalidCode(c)) => assert!(!valid && c == code.0),
                     Err(DisconnectError::Gone(_)) => assert!(valid && !live),
+                    Err(other) => panic!("disconnect_connection: unknown refusal {other:?}"),
                 }
                 e.closes = Some(closes);
             }

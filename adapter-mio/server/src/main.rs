@@ -81,6 +81,8 @@ fn wait_for_signals(signals: libc::sigset_t, handle: Handle) {
             return;
         }
         info!(signal, "signal received: draining");
-        handle.shutdown();
+        if handle.shutdown().is_err() {
+            return; // the server stopped: nothing left to drain
+        }
     }
 }

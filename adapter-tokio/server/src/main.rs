@@ -46,7 +46,8 @@ async fn serve(config: ServerConfig) -> std::io::Result<()> {
     tokio::spawn(async move {
         shutdown_signal().await;
         info!("signal received: draining");
-        handle.shutdown();
+        // A server that stopped already has nothing left to drain.
+        let _ = handle.shutdown();
     });
     server.run().await
 }

@@ -11,6 +11,7 @@ use crate::switchboard::Switchboard;
 /// Settings of a server that drives a [`Switchboard`]: the core's, plus what
 /// every adapter needs around it. Both adapters take this one type, so they are interchangeable.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,

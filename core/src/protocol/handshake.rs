@@ -30,6 +30,7 @@ pub struct Handshake {
 
 /// Why an upgrade request is refused before any WebSocket is opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The path is not `/ws`.
     #[error("not found")]
