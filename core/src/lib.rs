@@ -14,12 +14,22 @@
 //!
 //! 1. Feed an input: [`Switchboard::open`], [`Switchboard::handle_frame`],
 //!    [`Switchboard::handle_pong`], [`Switchboard::handle_closed`],
-//!    [`Switchboard::handle_backlog`], [`Switchboard::handle_violation`],
-//!    [`Switchboard::handle_timeout`], or an application command (`send_to_*`, `broadcast`,
-//!    `publish`, `disconnect_*`, `shutdown`).
-//! 2. Drain [`Switchboard::poll_action`] until it returns `None`, executing each [`Action`] in
-//!    order, before the next input.
+//!    [`Switchboard::handle_violation`], [`Switchboard::handle_timeout`], or an application
+//!    command (`send_to_*`, `broadcast`, `publish`, `disconnect_*`, `shutdown`).
+//! 2. Execute what the core decided before the next input: [`Switchboard::execute`] calls the
+//!    adapter's [`Transport`] once per [`Action`], in order, and judges the backlog each send
+//!    reports (over `max_outbound_bytes`: close 4009, nothing more for that connection). While
+//!    it runs, nothing can feed the core an input. [`Switchboard::poll_action`] hands out the
+//!    same actions one by one instead; a [`Switchboard::handle_backlog`] report made before
+//!    they are all drained takes effect once they are.
 //! 3. Sleep until [`Switchboard::poll_timeout`], then call [`Switchboard::handle_timeout`].
+//!
+//! # Features
+//!
+//! - `gateway`: the sans-IO HTTP server both binaries share (module `http`: routing and
+//!   statuses, the HTTP API, `/metrics`, origins, proxies, `ServerConfig`). Off by default: an
+//!   embedder gets the connection manager without an HTTP server.
+//! - `bench-internals`: the topic trie and the message encoders, public for the benchmarks.
 //!
 //! Time is a parameter: [`Now`] carries the monotonic [`Instant`] (timers) and the wall-clock
 //! milliseconds (timestamps, token expiry). It must never go backwards.

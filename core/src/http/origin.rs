@@ -20,7 +20,7 @@ pub enum InvalidOrigin {
     /// The port is empty, not a number, or not in 1..=65535.
     #[error("origin `{0}` has an invalid port")]
     BadPort(String),
-    /// The entry has a path, query, fragment or user info (an origin is scheme://host[:port]).
+    /// The entry has a path, query, fragment or user info (an origin is `scheme://host[:port]`).
     #[error("origin `{0}` must be scheme://host[:port] with no path")]
     HasPath(String),
 }
@@ -49,7 +49,7 @@ impl OriginPolicy {
     }
 
     /// Comma-separated origins, e.g. `https://app.example.com,http://localhost:3000`; `*` alone
-    /// means any. Each must be scheme://host[:port] with scheme http or https and no path.
+    /// means any. Each must be `scheme://host[:port]` with scheme http or https and no path.
     ///
     /// Blanks around entries are ignored; an empty entry (`a,,b`, a blank list) is an error,
     /// and so is a trailing `/` (a path). IPv6 hosts are written in brackets.
@@ -83,7 +83,7 @@ impl OriginPolicy {
     }
 
     /// A request without `Origin` (not a browser) is allowed. Origins compare as
-    /// scheme://host[:port], scheme and host case-insensitive, default ports (80 for http, 443
+    /// `scheme://host[:port]`, scheme and host case-insensitive, default ports (80 for http, 443
     /// for https) equal to no port. `null` and unparsable origins are refused unless the policy
     /// is any.
     pub fn allows(&self, origin: Option<&[u8]>) -> bool {

@@ -1,7 +1,7 @@
 //! Encoders for server-to-client messages.
 //!
 //! Each encoder runs its body twice: once to measure the exact output length, once to write
-//! into a `String` of exactly that capacity, which the [`Payload`] then takes over without a
+//! into a `String` of exactly that capacity, which the [`Payload`](crate::Payload) then takes over without a
 //! second allocation (it needs one more when length and capacity differ), so each message
 //! costs a single allocation. Writing into a `String` makes every payload UTF-8 by
 //! construction. Field order is fixed by `PROTOCOL.md`; `id` goes right before

@@ -258,7 +258,7 @@ impl Pattern {
     /// Whether the pattern matches `topic`.
     ///
     /// This is the straightforward reference matcher; bulk matching goes
-    /// through [`crate::topics::TopicTrie`].
+    /// through the topic trie.
     pub fn matches(&self, topic: &Topic) -> bool {
         let mut t = topic.segments();
         for p in self.segments() {

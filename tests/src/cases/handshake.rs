@@ -207,7 +207,7 @@ pub async fn handshake_oversized_headers_are_431<A: Adapter>() {
 }
 
 /// An `Origin` outside `--allowed-origins`: HTTP 403; no `Origin` is allowed; origins compare
-/// as scheme://host[:port] with the host case-insensitive.
+/// as `scheme://host[:port]` with the host case-insensitive.
 pub async fn handshake_disallowed_origin_is_403<A: Adapter>() {
     let server = A::start(Settings {
         allowed_origins: Some("https://a.example,http://localhost:3000".into()),
