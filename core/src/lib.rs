@@ -69,18 +69,23 @@
 
 mod action;
 pub mod auth;
+mod claims;
 mod commands;
 mod config;
+mod delivery;
 mod error;
 mod execute;
+mod handlers;
 mod hashing;
 #[cfg(feature = "gateway")]
 pub mod http;
 mod limits;
+mod liveness;
 mod payload;
 mod policy;
 mod presence;
 pub mod protocol;
+mod query;
 mod registry;
 mod switchboard;
 mod time;
@@ -97,8 +102,7 @@ pub use http::ServerConfig;
 pub use payload::Payload;
 pub use policy::SessionPolicy;
 pub use protocol::{Handshake, HandshakeError};
+pub use query::{ConnectionInfo, ConnectionSnapshot, Stats};
 pub use registry::{ConnId, InvalidConnId};
-pub use switchboard::{
-    ConnectionInfo, ConnectionSnapshot, Frame, Stats, Switchboard, Violation, MAX_USER_ID_BYTES,
-};
+pub use switchboard::{Frame, Switchboard, Violation, MAX_USER_ID_BYTES};
 pub use time::{Instant, Now};

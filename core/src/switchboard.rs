@@ -1,30 +1,32 @@
 //! The state machine: events in (`open`, `handle_*`, application commands), actions out
-//! (`poll_action`), and the next deadline (`poll_timeout`).
+//! (`poll_action`), and the next deadline (`poll_timeout`). What each client message does is in
+//! `handlers.rs`, token checks in `claims.rs`, deadlines in `liveness.rs`, the fan-out in
+//! `delivery.rs`, the read-only views in `query.rs`.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use core::net::IpAddr;
 use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 use crate::action::{Action, CloseCode, CloseMode};
-use crate::auth::{AuthError, Verifier};
+use crate::auth::Verifier;
+use crate::claims::Identity;
 use crate::config::Config;
 use crate::error::{DisconnectError, Gone, OpenError, PublishError};
 use crate::limits::TokenBucket;
-use crate::payload::Payload;
-use crate::presence::{user_of_presence_pattern, PresenceChange};
+use crate::presence::PresenceChange;
 use crate::protocol::{
     code, parse_client_message, server, validate_device_id, ClientMessage, Handshake,
     HandshakeError, MessageType, Metadata, MAX_DEVICE_NAME_BYTES,
 };
+use crate::query::Stats;
 use crate::registry::{AuthState, ConnId, Connection, Registry, Session};
 use crate::time::{Instant, Now};
 use crate::timers::TimerQueue;
-use crate::topics::{presence_topic, Pattern, Topic, TopicTrie};
+use crate::topics::{presence_topic, Topic, TopicTrie};
 
 /// Longest user id (`sub`) accepted, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
@@ -57,120 +59,8 @@ pub enum Violation {
     MessageTooBig,
 }
 
-/// Counts for `/metrics` and `/api/stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Open connections, authenticated or not.
-    pub connections: usize,
-    /// Authenticated connections.
-    pub authenticated: usize,
-    /// Online users.
-    pub users: usize,
-    /// (pattern, connection) subscriptions.
-    pub subscriptions: usize,
-    /// Distinct subscribed patterns.
-    pub topics: usize,
-    /// Connections opened since start.
-    pub opened_total: u64,
-    /// `open` calls refused (per-IP limit, draining, bad handshake or token).
-    pub rejected_total: u64,
-    /// Zombies evicted since start.
-    pub evicted_total: u64,
-    /// Connections replaced by the session policy since start.
-    pub replaced_total: u64,
-    /// Data frames received since start.
-    pub frames_in_total: u64,
-    /// `Send` actions emitted since start.
-    pub sends_total: u64,
-}
-
-/// What the core knows of one connection, borrowed from it.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnectionInfo<'a> {
-    id: ConnId,
-    conn: &'a Connection,
-}
-
-impl<'a> ConnectionInfo<'a> {
-    /// The connection's id.
-    pub fn id(&self) -> ConnId {
-        self.id
-    }
-    /// The user, once authenticated.
-    pub fn user(&self) -> Option<&'a str> {
-        self.conn.session().map(|s| &*s.user)
-    }
-    /// The device id it is known by (auth message, handshake or token), once authenticated.
-    pub fn device(&self) -> Option<&'a str> {
-        self.conn.session().and_then(|s| s.device.as_deref())
-    }
-    /// Whether it has authenticated.
-    pub fn is_authenticated(&self) -> bool {
-        self.conn.session().is_some()
-    }
-    /// The `deviceName` given at the handshake.
-    pub fn device_name(&self) -> Option<&'a str> {
-        self.conn.device_name.as_deref()
-    }
-    /// The `User-Agent` given at the handshake.
-    pub fn user_agent(&self) -> Option<&'a str> {
-        self.conn.user_agent.as_deref()
-    }
-    /// The client's IP address.
-    pub fn ip(&self) -> IpAddr {
-        self.conn.ip
-    }
-    /// Wall-clock time of `open`, milliseconds since the Unix epoch.
-    pub fn connected_at_unix_millis(&self) -> u64 {
-        self.conn.connected_at_unix_millis
-    }
-    /// An owned copy of its metadata.
-    pub fn snapshot(&self) -> ConnectionSnapshot {
-        ConnectionSnapshot {
-            id: self.id,
-            device: self.device().map(str::to_owned),
-            device_name: self.device_name().map(str::to_owned),
-            user_agent: self.user_agent().map(str::to_owned),
-            ip: self.ip(),
-            connected_at_unix_millis: self.connected_at_unix_millis(),
-        }
-    }
-
-    /// The patterns it is subscribed to, in no particular order.
-    pub fn subscriptions(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.conn.subscriptions.iter().map(Pattern::as_str)
-    }
-}
-
-/// One connection's metadata, owned: what a query hands across threads.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectionSnapshot {
-    /// Its id.
-    pub id: ConnId,
-    /// Its device id, if it has one.
-    pub device: Option<String>,
-    /// Its device name from the handshake.
-    pub device_name: Option<String>,
-    /// Its `User-Agent`.
-    pub user_agent: Option<String>,
-    /// The client's address.
-    pub ip: IpAddr,
-    /// When it connected, milliseconds since the Unix epoch.
-    pub connected_at_unix_millis: u64,
-}
-
-/// A verified identity, ready to be bound to a connection.
-struct Identity {
-    user: String,
-    device: Option<String>,
-    allowed_topics: Option<Arc<[Pattern]>>,
-    expires_at: Instant,
-}
-
 /// How a connection leaves.
-enum Leave {
+pub(crate) enum Leave {
     /// The transport is gone already: nothing to tell the adapter.
     Closed,
     /// Close with this code (removal is immediate; the adapter performs the handshake).
@@ -195,25 +85,25 @@ enum Leave {
 /// [`handle_timeout`](Self::handle_timeout). Time must not go backwards; calling
 /// `handle_timeout` early is a harmless no-op.
 pub struct Switchboard {
-    config: Config,
-    verifier: Box<dyn Verifier>,
-    registry: Registry,
-    topics: TopicTrie<ConnId>,
-    timers: TimerQueue,
-    actions: VecDeque<Action>,
+    pub(crate) config: Config,
+    pub(crate) verifier: Box<dyn Verifier>,
+    pub(crate) registry: Registry,
+    pub(crate) topics: TopicTrie<ConnId>,
+    pub(crate) timers: TimerQueue,
+    pub(crate) actions: VecDeque<Action>,
     /// Stamp of the latest fan-out, for one delivery per connection.
-    delivery_seq: u64,
+    pub(crate) delivery_seq: u64,
     /// Per slot index: the fan-out that last delivered to the connection in that slot.
-    delivery_stamps: Vec<u64>,
+    pub(crate) delivery_stamps: Vec<u64>,
     /// Timer entries that no longer name a live deadline (their connection left, or an earlier
     /// deadline superseded them); the heap is compacted when they are the majority.
-    stale_timers: usize,
+    pub(crate) stale_timers: usize,
     /// Backlog reports over the limit made mid-drain, applied once the drain is done.
-    deferred_backlog: Vec<(Now, ConnId)>,
+    pub(crate) deferred_backlog: Vec<(Now, ConnId)>,
     /// Set by `shutdown`: the drain deadline.
-    draining: Option<Instant>,
-    stopped: bool,
-    stats: Stats,
+    pub(crate) draining: Option<Instant>,
+    pub(crate) stopped: bool,
+    pub(crate) stats: Stats,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -273,7 +163,7 @@ impl Switchboard {
         result
     }
 
-    fn try_open(
+    pub(crate) fn try_open(
         &mut self,
         now: Now,
         ip: IpAddr,
@@ -445,55 +335,6 @@ impl Switchboard {
         }
         self.leave(now, id, Leave::SlowConsumer);
         true
-    }
-
-    /// Does the work due at `now`: pings, zombie evictions, auth timeouts, token expiries, and
-    /// the drain deadline. Costs O(work due), never a scan of all connections.
-    pub fn handle_timeout(&mut self, now: Now) {
-        let t = now.instant;
-        while let Some((at, id)) = self.timers.pop_due(t) {
-            let Some(conn) = self.registry.get_mut(id) else {
-                self.stale_timers = self.stale_timers.saturating_sub(1);
-                continue; // the connection left
-            };
-            if conn.timer_at != at {
-                self.stale_timers = self.stale_timers.saturating_sub(1);
-                continue; // superseded by an earlier deadline that already ran
-            }
-            let leave = if t >= conn.last_seen + self.config.pong_timeout {
-                Some(Leave::Evict)
-            } else {
-                match &conn.auth {
-                    AuthState::Pending { deadline } if t >= *deadline => Some(Leave::Close(
-                        CloseCode::AUTH_TIMEOUT,
-                        "authentication timeout".into(),
-                    )),
-                    AuthState::Authenticated(s) if t >= s.expires_at => Some(Leave::Close(
-                        CloseCode::TOKEN_EXPIRED,
-                        "token expired".into(),
-                    )),
-                    _ => None,
-                }
-            };
-            if let Some(leave) = leave {
-                self.leave(now, id, leave);
-                continue;
-            }
-            if t >= conn.next_ping {
-                self.actions.push_back(Action::Ping { conn: id });
-                // After a long stall, ping once and resume the cadence from now.
-                conn.next_ping =
-                    (conn.next_ping + self.config.ping_interval).max(t + self.config.ping_interval);
-            }
-            conn.timer_at = next_deadline(conn, &self.config);
-            self.timers.schedule(conn.timer_at, id);
-        }
-        if let Some(deadline) = self.draining {
-            if !self.stopped && t >= deadline {
-                self.stopped = true;
-                self.actions.push_back(Action::Stop);
-            }
-        }
     }
 
     // ---- outputs ----------------------------------------------------------------------------
@@ -689,280 +530,11 @@ impl Switchboard {
         self.stale_timers = 0;
     }
 
-    // ---- queries ------------------------------------------------------------------------------
-
-    /// A live connection and its metadata.
-    pub fn connection(&self, id: ConnId) -> Option<ConnectionInfo<'_>> {
-        self.registry
-            .get(id)
-            .map(|conn| ConnectionInfo { id, conn })
-    }
-
-    /// The user of a live, authenticated connection.
-    pub fn user_of(&self, id: ConnId) -> Option<&str> {
-        self.registry.get(id)?.session().map(|s| &*s.user)
-    }
-
-    /// A user's authenticated connections, oldest first.
-    pub fn user_connections(&self, user: &str) -> &[ConnId] {
-        self.registry.user_conns(user)
-    }
-
-    /// A user's authenticated connections on one device.
-    pub fn device_connections<'a>(
-        &'a self,
-        user: &str,
-        device: &'a str,
-    ) -> impl Iterator<Item = ConnId> + 'a {
-        let registry = &self.registry;
-        registry
-            .user_conns(user)
-            .iter()
-            .copied()
-            .filter(move |&id| {
-                registry
-                    .get(id)
-                    .and_then(Connection::session)
-                    .is_some_and(|s| s.device.as_deref() == Some(device))
-            })
-    }
-
-    /// Whether a user has at least one authenticated connection.
-    pub fn is_online(&self, user: &str) -> bool {
-        !self.registry.user_conns(user).is_empty()
-    }
-
-    /// Every online user, in no particular order.
-    pub fn online_users(&self) -> impl Iterator<Item = &str> + '_ {
-        self.registry.users().map(|u| &**u)
-    }
-
-    /// Whether `shutdown` was called.
-    pub fn is_draining(&self) -> bool {
-        self.draining.is_some()
-    }
-
-    /// Current counts and totals.
-    pub fn stats(&self) -> Stats {
-        Stats {
-            connections: self.registry.len(),
-            authenticated: self.registry.authenticated_count(),
-            users: self.registry.user_count(),
-            subscriptions: self.topics.subscription_count(),
-            topics: self.topics.pattern_count(),
-            ..self.stats
-        }
-    }
-
-    // ---- protocol handlers ----------------------------------------------------------------
-
-    fn on_auth(
-        &mut self,
-        now: Now,
-        id: ConnId,
-        token: &str,
-        device: Option<&str>,
-        reply_id: Option<&str>,
-    ) {
-        if self
-            .registry
-            .get(id)
-            .and_then(Connection::session)
-            .is_some()
-        {
-            self.reply_error(now, id, code::CONFLICT, "already authenticated", reply_id);
-            return;
-        }
-        if let Some(device) = device {
-            if let Err(e) = validate_device_id(device) {
-                self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id);
-                return;
-            }
-        }
-        match self.verify(now, token) {
-            Ok(identity) => self.authenticate(now, id, identity, device, reply_id),
-            Err(e) => {
-                let payload = server::auth_error(
-                    code::UNAUTHORIZED,
-                    &e.to_string(),
-                    reply_id,
-                    now.unix_millis,
-                );
-                self.push_send(id, payload);
-            }
-        }
-    }
-
-    fn on_subscribe(&mut self, now: Now, id: ConnId, topic: &str, reply_id: Option<&str>) {
-        let pattern = match Pattern::parse(topic) {
-            Ok(p) => p,
-            Err(e) => {
-                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
-            }
-        };
-        let Some(conn) = self.registry.get_mut(id) else {
-            return;
-        };
-        let Some(session) = conn.session() else {
-            return;
-        };
-        if let Some(allowed) = &session.allowed_topics {
-            if !allowed.iter().any(|claim| claim.covers(&pattern)) {
-                let msg = "topic not allowed by token";
-                return self.reply_error(now, id, code::FORBIDDEN, msg, reply_id);
-            }
-        }
-        if !conn.subscriptions.contains(&pattern) {
-            if conn.subscriptions.len() >= self.config.max_subscriptions {
-                let msg = format!(
-                    "too many subscriptions: at most {}",
-                    self.config.max_subscriptions
-                );
-                return self.reply_error(now, id, code::TOO_MANY, &msg, reply_id);
-            }
-            conn.subscriptions.insert(pattern.clone());
-            self.topics.insert(&pattern, id);
-        }
-        self.push_send(
-            id,
-            server::subscribed(pattern.as_str(), reply_id, now.unix_millis),
-        );
-        if let Some(user) = user_of_presence_pattern(&pattern) {
-            let count = self.registry.user_conns(&user).len();
-            self.push_send(
-                id,
-                server::presence(&user, count > 0, count, now.unix_millis),
-            );
-        }
-    }
-
-    fn on_unsubscribe(&mut self, now: Now, id: ConnId, topic: &str, reply_id: Option<&str>) {
-        let pattern = match Pattern::parse(topic) {
-            Ok(p) => p,
-            Err(e) => {
-                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
-            }
-        };
-        let Some(conn) = self.registry.get_mut(id) else {
-            return;
-        };
-        if !conn.subscriptions.remove(&pattern) {
-            return self.reply_error(
-                now,
-                id,
-                code::NOT_FOUND,
-                "not subscribed to this topic",
-                reply_id,
-            );
-        }
-        self.topics.remove(&pattern, id);
-        self.push_send(
-            id,
-            server::unsubscribed(pattern.as_str(), reply_id, now.unix_millis),
-        );
-    }
-
-    fn on_publish(
-        &mut self,
-        now: Now,
-        id: ConnId,
-        topic: &str,
-        data: &RawValue,
-        metadata: Option<&Metadata<'_>>,
-        reply_id: Option<&str>,
-    ) {
-        let topic = match Topic::parse(topic) {
-            Ok(t) => t,
-            Err(e) => {
-                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
-            }
-        };
-        if topic.is_presence() {
-            return self.reply_error(
-                now,
-                id,
-                code::FORBIDDEN,
-                "presence topics are reserved",
-                reply_id,
-            );
-        }
-        let Some(session) = self.registry.get(id).and_then(Connection::session) else {
-            return;
-        };
-        if let Some(allowed) = &session.allowed_topics {
-            if !allowed.iter().any(|claim| claim.matches(&topic)) {
-                return self.reply_error(
-                    now,
-                    id,
-                    code::FORBIDDEN,
-                    "topic not allowed by token",
-                    reply_id,
-                );
-            }
-        }
-        let payload = server::message(
-            topic.as_str(),
-            data,
-            metadata,
-            &session.user,
-            now.unix_millis,
-        );
-        if let Some(reply_id) = reply_id {
-            self.push_send(id, server::ack(reply_id, now.unix_millis));
-        }
-        self.fan_out(&topic, payload);
-    }
-
     // ---- mechanisms ---------------------------------------------------------------------------
-
-    /// Verifies a token and the claims every verifier must satisfy, against the wall clock given.
-    fn verify(&self, now: Now, token: &str) -> Result<Identity, AuthError> {
-        let claims = self.verifier.verify(token, now.unix_millis)?;
-        if claims.sub.is_empty() || claims.sub.len() > MAX_USER_ID_BYTES {
-            return Err(AuthError::InvalidClaim {
-                claim: "sub",
-                reason: "must be a string of 1 to 128 bytes",
-            });
-        }
-        let leeway = u64::try_from(self.config.jwt_leeway.as_millis()).unwrap_or(u64::MAX);
-        if claims.is_expired(now.unix_millis, leeway) {
-            return Err(AuthError::Expired);
-        }
-        if let Some(device) = &claims.device {
-            if validate_device_id(device).is_err() {
-                return Err(AuthError::InvalidClaim {
-                    claim: "device",
-                    reason: "must be 1 to 64 characters of [A-Za-z0-9._:-]",
-                });
-            }
-        }
-        let allowed_topics = match &claims.topics {
-            None => None,
-            Some(topics) => Some(
-                topics
-                    .iter()
-                    .map(|t| Pattern::parse(t))
-                    .collect::<Result<Arc<[Pattern]>, _>>()
-                    .map_err(|_| AuthError::InvalidClaim {
-                        claim: "topics",
-                        reason: "must be an array of valid topic patterns",
-                    })?,
-            ),
-        };
-        let remaining = claims
-            .expires_at_millis(leeway)
-            .saturating_sub(now.unix_millis);
-        Ok(Identity {
-            expires_at: now.instant + Duration::from_millis(remaining),
-            user: claims.sub,
-            device: claims.device,
-            allowed_topics,
-        })
-    }
 
     /// Binds a verified identity to a pending connection: applies the session policy, answers
     /// `auth_success`, and announces the presence change.
-    fn authenticate(
+    pub(crate) fn authenticate(
         &mut self,
         now: Now,
         id: ConnId,
@@ -1020,7 +592,7 @@ impl Switchboard {
 
     /// Removes a connection from every index, tells the adapter what to do with its transport,
     /// and announces the presence change.
-    fn leave(&mut self, now: Now, id: ConnId, how: Leave) {
+    pub(crate) fn leave(&mut self, now: Now, id: ConnId, how: Leave) {
         let Some(conn) = self.registry.remove(id) else {
             return;
         };
@@ -1076,20 +648,7 @@ impl Switchboard {
         }
     }
 
-    /// A connection's timer entry went stale. Under churn, entries of connections that left
-    /// would pile up until their deadline: once they are the majority, drop them all at once
-    /// (O(n), amortized O(1) per stale entry).
-    fn forget_timer(&mut self) {
-        self.stale_timers += 1;
-        if self.stale_timers > 1024 && self.stale_timers > self.timers.len() / 2 {
-            let registry = &self.registry;
-            self.timers
-                .retain(|at, id| registry.get(id).is_some_and(|c| c.timer_at == at));
-            self.stale_timers = 0;
-        }
-    }
-
-    fn presence_changed(&mut self, now: Now, user: &Arc<str>, change: PresenceChange) {
+    pub(crate) fn presence_changed(&mut self, now: Now, user: &Arc<str>, change: PresenceChange) {
         if let Some(online) = change.transition() {
             self.actions.push_back(Action::Presence {
                 user: user.clone(),
@@ -1102,99 +661,13 @@ impl Switchboard {
             self.fan_out(&presence_topic(user), payload);
         }
     }
-
-    /// Sends one shared payload to every connection with a pattern matching `topic`, once each.
-    fn fan_out(&mut self, topic: &Topic, payload: Payload) -> usize {
-        self.delivery_seq += 1;
-        let seq = self.delivery_seq;
-        let Self {
-            topics,
-            delivery_stamps,
-            actions,
-            ..
-        } = self;
-        let mut delivered = 0;
-        // The trie holds live connections only, so the stamp's slot index is all it needs; the
-        // stamps sit in a dense array so that a large fan-out stays in cache.
-        topics.for_each_match(topic, |id| {
-            if let Some(stamp) = delivery_stamps.get_mut(id.index() as usize) {
-                if *stamp != seq {
-                    *stamp = seq;
-                    actions.push_back(Action::Send {
-                        conn: id,
-                        payload: payload.clone(),
-                    });
-                    delivered += 1;
-                }
-            }
-        });
-        delivered
-    }
-
-    fn push_to(
-        &mut self,
-        now: Now,
-        targets: impl IntoIterator<Item = ConnId>,
-        data: &RawValue,
-    ) -> usize {
-        let mut targets = targets.into_iter().peekable();
-        if targets.peek().is_none() {
-            return 0;
-        }
-        let payload = server::push(data, now.unix_millis);
-        let mut n = 0;
-        for id in targets {
-            self.push_send(id, payload.clone());
-            n += 1;
-        }
-        n
-    }
-
-    fn push_send(&mut self, conn: ConnId, payload: Payload) {
-        self.actions.push_back(Action::Send { conn, payload });
-    }
-
-    fn reply_error(
-        &mut self,
-        now: Now,
-        id: ConnId,
-        code: u16,
-        message: &str,
-        reply_id: Option<&str>,
-    ) {
-        self.push_send(id, server::error(code, message, reply_id, now.unix_millis));
-    }
-
-    /// Moves a connection's timer earlier if its state now needs attention sooner.
-    fn rearm(&mut self, id: ConnId) {
-        let Some(conn) = self.registry.get_mut(id) else {
-            return;
-        };
-        let next = next_deadline(conn, &self.config);
-        if next < conn.timer_at {
-            if conn.timer_at != Instant::NEVER {
-                self.stale_timers += 1;
-            }
-            conn.timer_at = next;
-            self.timers.schedule(next, id);
-        }
-    }
-}
-
-/// The earliest instant at which a connection needs attention: its next ping, the moment it
-/// becomes a zombie, its auth deadline or its token's expiry.
-fn next_deadline(conn: &Connection, config: &Config) -> Instant {
-    let due = conn.next_ping.min(conn.last_seen + config.pong_timeout);
-    match &conn.auth {
-        AuthState::Pending { deadline } => due.min(*deadline),
-        AuthState::Authenticated(session) => due.min(session.expires_at),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::{sign_hs256, Claims, Hs256Verifier};
+    use std::time::Duration;
 
     #[test]
     fn timer_entries_of_departed_connections_do_not_pile_up_under_churn() {

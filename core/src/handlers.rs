@@ -1,0 +1,183 @@
+//! What each client message does: auth, subscribe, unsubscribe, publish.
+
+use serde_json::value::RawValue;
+
+use crate::presence::user_of_presence_pattern;
+use crate::protocol::{code, server, validate_device_id, Metadata};
+use crate::registry::{ConnId, Connection};
+use crate::switchboard::Switchboard;
+use crate::time::Now;
+use crate::topics::{Pattern, Topic};
+
+impl Switchboard {
+    // ---- protocol handlers ----------------------------------------------------------------
+
+    pub(crate) fn on_auth(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        token: &str,
+        device: Option<&str>,
+        reply_id: Option<&str>,
+    ) {
+        if self
+            .registry
+            .get(id)
+            .and_then(Connection::session)
+            .is_some()
+        {
+            self.reply_error(now, id, code::CONFLICT, "already authenticated", reply_id);
+            return;
+        }
+        if let Some(device) = device {
+            if let Err(e) = validate_device_id(device) {
+                self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id);
+                return;
+            }
+        }
+        match self.verify(now, token) {
+            Ok(identity) => self.authenticate(now, id, identity, device, reply_id),
+            Err(e) => {
+                let payload = server::auth_error(
+                    code::UNAUTHORIZED,
+                    &e.to_string(),
+                    reply_id,
+                    now.unix_millis,
+                );
+                self.push_send(id, payload);
+            }
+        }
+    }
+
+    pub(crate) fn on_subscribe(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        topic: &str,
+        reply_id: Option<&str>,
+    ) {
+        let pattern = match Pattern::parse(topic) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        let Some(session) = conn.session() else {
+            return;
+        };
+        if let Some(allowed) = &session.allowed_topics {
+            if !allowed.iter().any(|claim| claim.covers(&pattern)) {
+                let msg = "topic not allowed by token";
+                return self.reply_error(now, id, code::FORBIDDEN, msg, reply_id);
+            }
+        }
+        if !conn.subscriptions.contains(&pattern) {
+            if conn.subscriptions.len() >= self.config.max_subscriptions {
+                let msg = format!(
+                    "too many subscriptions: at most {}",
+                    self.config.max_subscriptions
+                );
+                return self.reply_error(now, id, code::TOO_MANY, &msg, reply_id);
+            }
+            conn.subscriptions.insert(pattern.clone());
+            self.topics.insert(&pattern, id);
+        }
+        self.push_send(
+            id,
+            server::subscribed(pattern.as_str(), reply_id, now.unix_millis),
+        );
+        if let Some(user) = user_of_presence_pattern(&pattern) {
+            let count = self.registry.user_conns(&user).len();
+            self.push_send(
+                id,
+                server::presence(&user, count > 0, count, now.unix_millis),
+            );
+        }
+    }
+
+    pub(crate) fn on_unsubscribe(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        topic: &str,
+        reply_id: Option<&str>,
+    ) {
+        let pattern = match Pattern::parse(topic) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        let Some(conn) = self.registry.get_mut(id) else {
+            return;
+        };
+        if !conn.subscriptions.remove(&pattern) {
+            return self.reply_error(
+                now,
+                id,
+                code::NOT_FOUND,
+                "not subscribed to this topic",
+                reply_id,
+            );
+        }
+        self.topics.remove(&pattern, id);
+        self.push_send(
+            id,
+            server::unsubscribed(pattern.as_str(), reply_id, now.unix_millis),
+        );
+    }
+
+    pub(crate) fn on_publish(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        topic: &str,
+        data: &RawValue,
+        metadata: Option<&Metadata<'_>>,
+        reply_id: Option<&str>,
+    ) {
+        let topic = match Topic::parse(topic) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
+            }
+        };
+        if topic.is_presence() {
+            return self.reply_error(
+                now,
+                id,
+                code::FORBIDDEN,
+                "presence topics are reserved",
+                reply_id,
+            );
+        }
+        let Some(session) = self.registry.get(id).and_then(Connection::session) else {
+            return;
+        };
+        if let Some(allowed) = &session.allowed_topics {
+            if !allowed.iter().any(|claim| claim.matches(&topic)) {
+                return self.reply_error(
+                    now,
+                    id,
+                    code::FORBIDDEN,
+                    "topic not allowed by token",
+                    reply_id,
+                );
+            }
+        }
+        let payload = server::message(
+            topic.as_str(),
+            data,
+            metadata,
+            &session.user,
+            now.unix_millis,
+        );
+        if let Some(reply_id) = reply_id {
+            self.push_send(id, server::ack(reply_id, now.unix_millis));
+        }
+        self.fan_out(&topic, payload);
+    }
+}
