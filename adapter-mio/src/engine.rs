@@ -15,13 +15,12 @@ use switchboard_core::{Commands, Now, ServerConfig, Switchboard};
 use tracing::{debug, info, warn};
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::clock::Clock;
-use crate::front;
 use crate::handle::Handle;
 use crate::queue::CommandQueue;
 use crate::socket::{Phase, Socket};
 use crate::sockets::{Sockets, FIRST_SOCKET};
 use crate::sync::Arc;
+use switchboard_adapter_kit::{websocket_config, Clock};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins: the listener's
 /// readiness is left alone until then.
@@ -100,6 +99,17 @@ impl Embedded {
         registry: &Registry,
         first_token: Token,
     ) -> io::Result<Embedded> {
+        Self::bind_with_clock(config, registry, first_token, Clock::system())
+    }
+
+    /// [`bind`](Self::bind), reading time from `clock` (e.g. a [`Clock::manual`] in a test,
+    /// to reach a deadline without sleeping until it).
+    pub fn bind_with_clock(
+        config: ServerConfig,
+        registry: &Registry,
+        first_token: Token,
+        clock: Clock,
+    ) -> io::Result<Embedded> {
         let first = first_token.0;
         let token = |offset: usize| {
             first
@@ -112,13 +122,13 @@ impl Embedded {
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
         // Clients choose the map keys: unless the configuration fixes it, the seed is random.
         let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
-        let websocket = front::websocket_config(config.core.max_message_bytes);
+        let websocket = websocket_config(config.core.max_message_bytes);
         Ok(Embedded {
-            sockets: Sockets::new(registry.try_clone()?, first),
+            sockets: Sockets::new(registry.try_clone()?, first, clock.clone()),
             listener,
             commands: Arc::new(CommandQueue::new(waker)),
             sb: config.switchboard(random_seed),
-            clock: Clock::start(),
+            clock,
             settings: Settings {
                 api_key: config.api_key,
                 drain_timeout: config.drain_timeout,
@@ -165,7 +175,7 @@ impl Embedded {
         if !self.sockets.again.is_empty() || !self.sockets.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
-        let core = self.sb.poll_timeout().map(|at| self.clock.to_std(at));
+        let core = self.sb.poll_timeout().map(|at| self.clock.deadline(at));
         let own = self.sockets.next_deadline();
         let next = [core, own, self.accept_paused_until]
             .into_iter()

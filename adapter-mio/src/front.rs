@@ -1,20 +1,7 @@
-//! The HTTP front door's socket side: non-blocking reads and writes that resume, the 101
-//! answer, and the WebSocket codec settings. The
-//! decisions (routes, statuses) are the core's `http::route`.
+//! The HTTP front door's socket side: non-blocking reads and writes that resume. The
+//! decisions (routes, statuses, the 101) are the core's `http`.
 
 use std::io::{self, Read, Write};
-
-use tungstenite::protocol::WebSocketConfig;
-
-/// The WebSocket codec settings: the core's message limit, small idle buffers (as the tokio
-/// adapter's).
-pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(64 * 1024)
-        .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes))
-}
 
 /// How a non-blocking transfer ended.
 #[derive(Debug, PartialEq, Eq)]

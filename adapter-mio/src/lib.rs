@@ -57,7 +57,6 @@
 
 #![warn(missing_docs)]
 
-mod clock;
 mod engine;
 mod front;
 mod handle;
@@ -73,6 +72,7 @@ mod ws_io;
 pub use engine::Embedded;
 pub use handle::Handle;
 pub use server::Server;
+pub use switchboard_adapter_kit::{Clock, ClockHand};
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 pub use switchboard_core::{Commands, Stopped};

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use switchboard_adapter_kit::Clock;
 
 use mio::{Events, Poll, Token};
 use tracing::info;
@@ -26,8 +27,14 @@ impl Server {
     /// Binds the listening socket; the server accepts connections once this returns (they wait
     /// in the backlog until [`run`](Self::run) is called).
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        Self::bind_with_clock(config, Clock::system())
+    }
+
+    /// [`bind`](Self::bind), reading time from `clock` (e.g. a [`Clock::manual`] in a test,
+    /// to reach a deadline without sleeping until it).
+    pub fn bind_with_clock(config: ServerConfig, clock: Clock) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let engine = Embedded::bind(config, poll.registry(), Token(0))?;
+        let engine = Embedded::bind_with_clock(config, poll.registry(), Token(0), clock)?;
         let local_addr = engine.local_addr()?;
         Ok(Server {
             poll,

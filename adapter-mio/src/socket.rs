@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use mio::Interest;
+use switchboard_adapter_kit::text_message;
 use switchboard_core::ConnId;
 use tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
@@ -222,12 +223,7 @@ pub(crate) fn flush(
 
 pub(crate) fn message(frame: Outgoing) -> Message {
     match frame {
-        // SAFETY: a `Payload` is UTF-8 by construction: the core's encoders write it into a
-        // `String`, and `Payload::parse` takes only a `&str` that is valid JSON; its bytes are
-        // never mutated. Checking again would cost a pass per recipient.
-        Outgoing::Text(payload) => {
-            Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload.into_bytes()) })
-        }
+        Outgoing::Text(payload) => text_message(payload),
         Outgoing::Ping => Message::Ping(Default::default()),
     }
 }

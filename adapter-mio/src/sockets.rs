@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use mio::{Interest, Registry, Token};
 use slab::Slab;
+use switchboard_adapter_kit::Clock;
 use switchboard_core::http::HttpResponse;
 use switchboard_core::{CloseCode, CloseMode, ConnId, Payload, Transport, CLOSE_GRACE};
 use tracing::{debug, info, warn};
@@ -36,10 +37,11 @@ pub(crate) struct Sockets {
     pub(crate) again: Vec<usize>,
     /// The core said stop: the drain deadline passed.
     pub(crate) stopped: bool,
+    clock: Clock,
 }
 
 impl Sockets {
-    pub(crate) fn new(registry: Registry, first: usize) -> Self {
+    pub(crate) fn new(registry: Registry, first: usize, clock: Clock) -> Self {
         Sockets {
             registry,
             first,
@@ -50,6 +52,7 @@ impl Sockets {
             dirty: Vec::new(),
             again: Vec::new(),
             stopped: false,
+            clock,
         }
     }
 
@@ -91,7 +94,7 @@ impl Sockets {
     /// Starts the close grace of a WebSocket unless it runs already.
     pub(crate) fn arm_grace(&mut self, key: usize) {
         if self.slab.get(key).is_some_and(|s| s.deadline.is_none()) {
-            self.set_deadline(key, Some(Instant::now() + CLOSE_GRACE));
+            self.set_deadline(key, Some(self.clock.now_std() + CLOSE_GRACE));
         }
     }
 

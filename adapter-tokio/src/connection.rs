@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use switchboard_adapter_kit::text_message;
 use switchboard_core::{ConnId, Violation, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,8 +40,10 @@ impl Mailbox {
         backlog
     }
 
-    pub(crate) fn end(&self, end: End, discard: bool) {
-        let _ = self.drop_at.set(Instant::now() + CLOSE_GRACE);
+    /// Ends the connection (`discard`: drop what is queued); the transport is dropped at
+    /// `drop_at` at the latest.
+    pub(crate) fn end(&self, end: End, discard: bool, drop_at: Instant) {
+        let _ = self.drop_at.set(drop_at);
         self.outbound.end(end, discard);
         self.wake.notify_one();
     }
@@ -209,12 +212,7 @@ where
 
 fn message(frame: Outgoing) -> Message {
     match frame {
-        // SAFETY: a `Payload` is UTF-8 by construction: the core's encoders write it into a
-        // `String`, and `Payload::parse` takes only a `&str` that is valid JSON; its bytes are
-        // never mutated. Checking again would cost a pass per recipient.
-        Outgoing::Text(payload) => {
-            Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload.into_bytes()) })
-        }
+        Outgoing::Text(payload) => text_message(payload),
         Outgoing::Ping => Message::Ping(Default::default()),
     }
 }

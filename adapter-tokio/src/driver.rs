@@ -10,17 +10,17 @@ use bytes::Bytes;
 use switchboard_core::http::{self, ApiRequest, HttpResponse};
 use switchboard_core::{
     CloseCode, CloseMode, Commands, ConnId, Frame, Handshake, Now, OpenError, Payload, Switchboard,
-    Transport, Violation,
+    Transport, Violation, CLOSE_GRACE,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tracing::{debug, info};
 
 use crate::cap::ConnectionCap;
-use crate::clock::Clock;
 use crate::connection::Mailbox;
 use crate::outbound::{End, Outgoing};
 use crate::sync::Arc;
+use switchboard_adapter_kit::Clock;
 
 /// Events from connection tasks: bounded, so that a flood of frames pushes back on readers.
 pub(crate) const EVENT_QUEUE: usize = 4096;
@@ -78,11 +78,27 @@ pub(crate) struct Driver {
 }
 
 /// The connections' mailboxes: where the core's actions are carried out.
-#[derive(Default)]
 pub(crate) struct Mailboxes {
     conns: HashMap<ConnId, Arc<Mailbox>>,
+    clock: Clock,
     /// The core said stop: the drain deadline passed.
     stopped: bool,
+}
+
+impl Mailboxes {
+    pub(crate) fn new(clock: Clock) -> Self {
+        Mailboxes {
+            conns: HashMap::new(),
+            clock,
+            stopped: false,
+        }
+    }
+
+    /// When a connection closed now must be gone, whatever its peer does.
+    fn drop_at(&self) -> tokio::time::Instant {
+        let at = self.clock.to_system(self.clock.now_std() + CLOSE_GRACE);
+        tokio::time::Instant::from_std(at)
+    }
 }
 
 impl Transport for Mailboxes {
@@ -103,18 +119,18 @@ impl Transport for Mailboxes {
                 code: code.0,
                 reason: reason.into_owned(),
             };
-            mailbox.end(end, mode == CloseMode::Discard);
+            mailbox.end(end, mode == CloseMode::Discard, self.drop_at());
         }
     }
 
     fn evict(&mut self, conn: ConnId) {
         if let Some(mailbox) = self.conns.remove(&conn) {
             info!(conn = %conn, "evicted zombie");
-            mailbox.end(End::Evict, true);
+            mailbox.end(End::Evict, true, self.drop_at());
         }
     }
 
-    fn presence(&mut self, user: &Arc<str>, online: bool, connections: usize) {
+    fn presence(&mut self, user: &std::sync::Arc<str>, online: bool, connections: usize) {
         debug!(%user, online, connections, "presence");
     }
 
@@ -158,8 +174,9 @@ impl Driver {
             }
         }
         // Whatever is left past the deadline is dropped without further ado.
+        let now = self.mailboxes.drop_at();
         for (_, mailbox) in self.mailboxes.conns.drain() {
-            mailbox.end(End::Evict, true);
+            mailbox.end(End::Evict, true, now);
         }
     }
 

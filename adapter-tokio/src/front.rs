@@ -12,7 +12,7 @@ use switchboard_core::{Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
@@ -249,15 +249,4 @@ async fn respond(stream: &mut TcpStream, response: HttpResponse) {
         }
     })
     .await;
-}
-
-/// The WebSocket codec settings: the core's message limit, small idle buffers.
-pub(crate) fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
-    // The read buffer is allocated up front for every connection: small, because most client
-    // messages are; a large frame gets room for its declared length when its header arrives.
-    WebSocketConfig::default()
-        .read_buffer_size(1024)
-        .write_buffer_size(64 * 1024)
-        .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes))
 }

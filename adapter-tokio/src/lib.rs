@@ -22,7 +22,6 @@
 //! ```
 
 mod cap;
-mod clock;
 mod connection;
 mod driver;
 mod front;
@@ -33,6 +32,7 @@ mod sync;
 
 pub use handle::Handle;
 pub use server::Server;
+pub use switchboard_adapter_kit::{Clock, ClockHand};
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 pub use switchboard_core::{Commands, Stopped};

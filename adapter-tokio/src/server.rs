@@ -9,12 +9,12 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::cap::ConnectionCap;
-use crate::clock::Clock;
 use crate::driver::{Driver, Mailboxes, EVENT_QUEUE};
-use crate::front::{serve_socket, websocket_config};
+use crate::front::serve_socket;
 use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
+use switchboard_adapter_kit::{websocket_config, Clock};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -39,6 +39,12 @@ impl Server {
     /// Binds the listening socket; the server accepts connections once this returns (they wait
     /// in the backlog until [`run`](Self::run) is polled).
     pub async fn bind(config: ServerConfig) -> io::Result<Server> {
+        Self::bind_with_clock(config, Clock::system()).await
+    }
+
+    /// [`bind`](Self::bind), reading time from `clock` (e.g. a [`Clock::manual`] in a test,
+    /// to reach a deadline without sleeping until it).
+    pub async fn bind_with_clock(config: ServerConfig, clock: Clock) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
         // Clients choose the map keys: unless the configuration fixes it, the seed is random.
         let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
@@ -57,8 +63,8 @@ impl Server {
         });
         let driver = Driver {
             sb,
-            clock: Clock::start(),
-            mailboxes: Mailboxes::default(),
+            clock: clock.clone(),
+            mailboxes: Mailboxes::new(clock),
             api_key: config.api_key,
             drain_timeout: config.drain_timeout,
             cap,

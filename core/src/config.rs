@@ -6,6 +6,7 @@ use crate::policy::SessionPolicy;
 
 /// Everything the core can be told; `Config::default()` gives SPEC.md's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Who replaces whom when a user connects again.
     pub session_policy: SessionPolicy,

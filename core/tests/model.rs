@@ -662,16 +662,17 @@ proptest! {
 
     #[test]
     fn core_agrees_with_the_reference_model(policy in policy(), ops in proptest::collection::vec(op(), 1..80)) {
-        let config = Config {
-            session_policy: policy,
-            ping_interval: Duration::from_millis(PING_MS),
-            pong_timeout: Duration::from_millis(PONG_TIMEOUT_MS),
-            auth_timeout: Duration::from_millis(AUTH_TIMEOUT_MS),
-            max_connections_per_ip: MAX_PER_IP as u32,
-            max_subscriptions: MAX_SUBS,
-            max_messages_per_sec: 0,
-            ..Config::default()
-        };
+        let config = {
+ let mut config = Config::default();
+config.session_policy = policy;
+config.ping_interval = Duration::from_millis(PING_MS);
+config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
+config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
+config.max_connections_per_ip = MAX_PER_IP as u32;
+config.max_subscriptions = MAX_SUBS;
+config.max_messages_per_sec = 0;
+ config
+};
         let mut h = Harness {
             sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),
             model: Model { policy, now_ms: 0, conns: BTreeMap::new(), auth_seq: 0 },

@@ -947,17 +947,18 @@ fn data() -> Box<RawValue> {
 /// Drives one input; panics when an invariant fails.
 pub fn run(input: &Input) {
     let policy = input.policy();
-    let config = Config {
-        session_policy: policy,
-        ping_interval: Duration::from_millis(PING_MS),
-        pong_timeout: Duration::from_millis(PONG_TIMEOUT_MS),
-        auth_timeout: Duration::from_millis(AUTH_TIMEOUT_MS),
-        max_connections_per_ip: MAX_PER_IP as u32,
-        max_outbound_bytes: MAX_OUTBOUND,
-        max_subscriptions: 3,
-        max_messages_per_sec: if input.rate_limited { 5 } else { 0 },
-        message_burst: 8,
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.session_policy = policy;
+        config.ping_interval = Duration::from_millis(PING_MS);
+        config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
+        config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
+        config.max_connections_per_ip = MAX_PER_IP as u32;
+        config.max_outbound_bytes = MAX_OUTBOUND;
+        config.max_subscriptions = 3;
+        config.max_messages_per_sec = if input.rate_limited { 5 } else { 0 };
+        config.message_burst = 8;
+        config
     };
     let mut h = Harness {
         sb: Switchboard::new(config, Hs256Verifier::new(SECRET), input.hash_seed),

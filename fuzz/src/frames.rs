@@ -564,14 +564,15 @@ impl Session {
 pub fn run(input: &Input) {
     let wall = (WALL_BASE_SECS + u64::from(input.setup.wall_secs)) * 1000;
     let now = Now::new(Instant::ZERO, wall);
-    let config = Config {
-        ping_interval: Duration::from_secs(10),
-        pong_timeout: Duration::from_secs(25),
-        auth_timeout: Duration::from_secs(15),
-        max_message_bytes: MAX_MESSAGE_BYTES,
-        max_subscriptions: 1 + usize::from(input.setup.max_subscriptions % 4),
-        max_messages_per_sec: 0,
-        ..Config::default()
+    let config = {
+        let mut config = Config::default();
+        config.ping_interval = Duration::from_secs(10);
+        config.pong_timeout = Duration::from_secs(25);
+        config.auth_timeout = Duration::from_secs(15);
+        config.max_message_bytes = MAX_MESSAGE_BYTES;
+        config.max_subscriptions = 1 + usize::from(input.setup.max_subscriptions % 4);
+        config.max_messages_per_sec = 0;
+        config
     };
     let mut sb = Switchboard::new(config, Hs256Verifier::new(SECRET), 1);
     let handshake = Handshake {

@@ -15,6 +15,7 @@ impl Adapter for Tokio {
         use switchboard_tokio::Server;
 
         let config = settings.server_config();
+        let clock = settings.clock.clone();
 
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<crate::StopSignal>();
@@ -27,7 +28,7 @@ impl Adapter for Tokio {
                     .build()
                     .expect("server runtime");
                 runtime.block_on(async move {
-                    let server = match Server::bind(config).await {
+                    let server = match Server::bind_with_clock(config, clock).await {
                         Ok(server) => server,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e.to_string()));
@@ -70,12 +71,13 @@ impl Adapter for Mio {
         use switchboard_mio::Server;
 
         let config = settings.server_config();
+        let clock = settings.clock.clone();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<crate::StopSignal>();
         std::thread::Builder::new()
             .name("switchboard-mio-under-test".into())
             .spawn(move || {
-                let server = match Server::bind(config) {
+                let server = match Server::bind_with_clock(config, clock) {
                     Ok(server) => server,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));

@@ -50,6 +50,8 @@ pub struct Settings {
     pub allowed_origins: Option<String>,
     /// `--trusted-proxies` (comma-separated CIDRs); `None`: no proxy is trusted.
     pub trusted_proxies: Option<String>,
+    /// The server's clock: the system's, or a manual one the test moves forward.
+    pub clock: switchboard_adapter_kit::Clock,
 }
 
 /// The secret every default test server verifies tokens with.
@@ -61,11 +63,12 @@ impl Default for Settings {
     /// Short timers suitable for tests, with generous margins for a loaded 2-core machine:
     /// ping every 250 ms, zombie after 1.5 s of silence, 1 s to authenticate.
     fn default() -> Self {
-        let core = switchboard_core::Config {
-            ping_interval: Duration::from_millis(250),
-            pong_timeout: Duration::from_millis(1500),
-            auth_timeout: Duration::from_millis(1000),
-            ..switchboard_core::Config::default()
+        let core = {
+            let mut config = switchboard_core::Config::default();
+            config.ping_interval = Duration::from_millis(250);
+            config.pong_timeout = Duration::from_millis(1500);
+            config.auth_timeout = Duration::from_millis(1000);
+            config
         };
         Settings {
             core,
@@ -76,6 +79,7 @@ impl Default for Settings {
             max_connections: 1000,
             allowed_origins: None,
             trusted_proxies: None,
+            clock: switchboard_adapter_kit::Clock::system(),
         }
     }
 }
@@ -303,6 +307,7 @@ macro_rules! suite {
             presence::presence_single_policy_replaces_other_devices,
             presence::presence_multi_policy_replaces_oldest_over_cap,
             liveness::liveness_zombie_is_evicted_without_close_frame,
+            liveness::liveness_pings_and_evictions_follow_the_servers_clock,
             liveness::liveness_any_frame_is_a_sign_of_life,
             limits::limits_rate_limit_closes_4029,
             limits::limits_slow_consumer_closes_4009,

@@ -202,18 +202,20 @@ impl ServerArgs {
                 .max(1)
         });
         let mut config = ServerConfig::new(self.listen, secret);
-        config.core = Config {
-            session_policy,
-            ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout,
-            auth_timeout: self.auth_timeout,
-            max_connections_per_ip: self.max_connections_per_ip,
-            max_message_bytes: self.max_message_bytes,
-            max_outbound_bytes: self.max_outbound_bytes,
-            max_subscriptions: self.max_subscriptions,
-            max_messages_per_sec: self.max_messages_per_sec,
-            message_burst: self.max_messages_per_sec.saturating_mul(2),
-            jwt_leeway: self.jwt_leeway,
+        config.core = {
+            let mut config = Config::default();
+            config.session_policy = session_policy;
+            config.ping_interval = self.ping_interval;
+            config.pong_timeout = self.pong_timeout;
+            config.auth_timeout = self.auth_timeout;
+            config.max_connections_per_ip = self.max_connections_per_ip;
+            config.max_message_bytes = self.max_message_bytes;
+            config.max_outbound_bytes = self.max_outbound_bytes;
+            config.max_subscriptions = self.max_subscriptions;
+            config.max_messages_per_sec = self.max_messages_per_sec;
+            config.message_burst = self.max_messages_per_sec.saturating_mul(2);
+            config.jwt_leeway = self.jwt_leeway;
+            config
         };
         config.api_key = self.api_key.filter(|k| !k.is_empty());
         config.drain_timeout = self.drain_timeout;

@@ -151,9 +151,10 @@ fn before_auth_ping_is_answered_with_pong() {
 
 #[test]
 fn auth_timeout_closes_with_4008_exactly_at_auth_timeout() {
-    let mut h = Harness::with(Config {
-        auth_timeout: secs(5),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.auth_timeout = secs(5);
+        config
     });
     let conn = h.open_anonymous();
     // An auth_error does not stop the clock.
@@ -174,9 +175,10 @@ fn auth_timeout_closes_with_4008_exactly_at_auth_timeout() {
 
 #[test]
 fn authenticated_connection_is_not_closed_at_auth_timeout() {
-    let mut h = Harness::with(Config {
-        auth_timeout: secs(5),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.auth_timeout = secs(5);
+        config
     });
     let by_handshake = h.open_with_token("alice", None);
     let by_message = h.open_anonymous();

@@ -29,9 +29,10 @@ fn send_to_connection_pushes_data_and_a_closed_connection_is_gone() {
 
 #[test]
 fn send_to_device_reaches_only_that_devices_connections() {
-    let mut h = Harness::with(Config {
-        session_policy: SessionPolicy::Multi { max_per_user: 16 },
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.session_policy = SessionPolicy::Multi { max_per_user: 16 };
+        config
     });
     let p1 = h.open_with_token("alice", Some("phone"));
     let p2 = h.open_with_token("alice", Some("phone"));
@@ -250,9 +251,10 @@ fn connection_query_reports_its_metadata() {
 
 #[test]
 fn user_connections_are_oldest_first_and_device_connections_filter_by_device() {
-    let mut h = Harness::with(Config {
-        session_policy: SessionPolicy::Multi { max_per_user: 16 },
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.session_policy = SessionPolicy::Multi { max_per_user: 16 };
+        config
     });
     let a = h.open_with_token("alice", Some("phone"));
     let b = h.open_with_token("alice", Some("laptop"));
@@ -291,9 +293,10 @@ fn user_of_is_online_and_online_users_follow_authenticated_connections() {
 
 #[test]
 fn stats_count_connections_users_subscriptions_and_totals() {
-    let mut h = Harness::with(Config {
-        max_connections_per_ip: 5,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_connections_per_ip = 5;
+        config
     });
     let a = h.open_with_token("alice", Some("phone"));
     let a2 = h.open_with_token("alice", Some("laptop"));

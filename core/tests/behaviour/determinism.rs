@@ -6,11 +6,12 @@ use crate::harness::*;
 
 /// A scripted session touching every kind of output; returns every action in order.
 fn scripted_run() -> Vec<Action> {
-    let mut h = Harness::with(Config {
-        ping_interval: secs(1),
-        pong_timeout: ms(2500),
-        auth_timeout: ms(1500),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.ping_interval = secs(1);
+        config.pong_timeout = ms(2500);
+        config.auth_timeout = ms(1500);
+        config
     });
     let mut log = Vec::new();
     let mut conns = Vec::new();

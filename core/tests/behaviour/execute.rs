@@ -53,9 +53,10 @@ fn naming(calls: &[Call], conn: ConnId) -> Vec<&Call> {
 
 #[test]
 fn no_send_reaches_a_connection_after_the_one_that_took_its_backlog_over_the_limit() {
-    let mut h = Harness::with(Config {
-        max_outbound_bytes: 400,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_outbound_bytes = 400;
+        config
     });
     let slow = h.open_with_token("slow", None);
     let other = h.open_with_token("other", None);
@@ -93,9 +94,10 @@ fn no_send_reaches_a_connection_after_the_one_that_took_its_backlog_over_the_lim
 
 #[test]
 fn a_backlog_report_made_mid_drain_takes_effect_once_the_drain_is_done() {
-    let mut h = Harness::with(Config {
-        max_outbound_bytes: 100,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_outbound_bytes = 100;
+        config
     });
     let conn = h.open_with_token("alice", None);
     h.subscribe(conn, "news");

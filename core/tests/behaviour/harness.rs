@@ -289,9 +289,8 @@ pub(crate) fn assert_error(reply: &Value, code: u16, names: &str) {
 }
 
 pub(crate) fn heartbeat_config() -> Config {
-    Config {
-        ping_interval: secs(1),
-        pong_timeout: ms(2500),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.ping_interval = secs(1);
+    config.pong_timeout = ms(2500);
+    config
 }

@@ -96,11 +96,12 @@ fn a_websocket_pong_counts_as_a_sign_of_life() {
 
 #[test]
 fn poll_timeout_returns_the_next_due_instant() {
-    let mut h = Harness::with(Config {
-        ping_interval: secs(1),
-        pong_timeout: ms(2500),
-        auth_timeout: ms(700),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.ping_interval = secs(1);
+        config.pong_timeout = ms(2500);
+        config.auth_timeout = ms(700);
+        config
     });
     assert_eq!(
         h.sb.poll_timeout(),

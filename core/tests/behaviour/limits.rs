@@ -14,9 +14,10 @@ fn ping_of_len(len: usize) -> String {
 
 #[test]
 fn message_of_exactly_max_message_bytes_is_accepted_and_one_byte_more_closes_1009() {
-    let mut h = Harness::with(Config {
-        max_message_bytes: 256,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_message_bytes = 256;
+        config
     });
     let conn = h.open_with_token("alice", None);
     h.drain();
@@ -64,11 +65,10 @@ fn invalid_utf8_violation_closes_1007() {
 }
 
 fn rate_config() -> Config {
-    Config {
-        max_messages_per_sec: 2,
-        message_burst: 5,
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.max_messages_per_sec = 2;
+    config.message_burst = 5;
+    config
 }
 
 #[test]
@@ -155,10 +155,11 @@ fn rate_limit_refill_never_exceeds_the_burst() {
 
 #[test]
 fn max_messages_per_sec_of_zero_disables_the_rate_limit() {
-    let mut h = Harness::with(Config {
-        max_messages_per_sec: 0,
-        message_burst: 1,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_messages_per_sec = 0;
+        config.message_burst = 1;
+        config
     });
     let conn = h.open_with_token("alice", None);
     for _ in 0..1000 {
@@ -170,9 +171,10 @@ fn max_messages_per_sec_of_zero_disables_the_rate_limit() {
 
 #[test]
 fn backlog_of_exactly_max_outbound_bytes_is_ok_and_one_more_closes_4009() {
-    let mut h = Harness::with(Config {
-        max_outbound_bytes: 4096,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_outbound_bytes = 4096;
+        config
     });
     let conn = h.open_with_token("alice", None);
     h.drain();

@@ -95,9 +95,10 @@ fn token_is_valid_one_millisecond_before_exp_and_expired_exactly_at_exp() {
 
 #[test]
 fn per_ip_limit_allows_exactly_max_then_refuses_with_429() {
-    let mut h = Harness::with(Config {
-        max_connections_per_ip: 3,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_connections_per_ip = 3;
+        config
     });
     let a = ip("198.51.100.7");
     // Authenticated or not, every open socket counts.
@@ -123,9 +124,10 @@ fn per_ip_limit_allows_exactly_max_then_refuses_with_429() {
 
 #[test]
 fn per_ip_slot_frees_when_a_connection_closes() {
-    let mut h = Harness::with(Config {
-        max_connections_per_ip: 2,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_connections_per_ip = 2;
+        config
     });
     let a = ip("198.51.100.7");
     let first = h.open_from(a, Handshake::default()).unwrap();

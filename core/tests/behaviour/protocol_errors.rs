@@ -112,9 +112,10 @@ fn id_of_64_bytes_is_echoed_and_65_bytes_is_error_400_without_id() {
 
 #[test]
 fn every_direct_reply_echoes_the_id() {
-    let mut h = Harness::with(Config {
-        max_subscriptions: 1,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_subscriptions = 1;
+        config
     });
     let anon = h.open_anonymous();
     let alice = h.open_with_token("alice", None);

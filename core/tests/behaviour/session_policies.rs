@@ -29,9 +29,10 @@ fn per_device_new_connection_on_the_same_device_replaces_the_old_with_4001() {
 
 #[test]
 fn single_policy_new_connection_replaces_every_other() {
-    let mut h = Harness::with(Config {
-        session_policy: SessionPolicy::Single,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.session_policy = SessionPolicy::Single;
+        config
     });
     let a = h.open_with_token("alice", Some("phone"));
     h.drain();
@@ -50,9 +51,10 @@ fn single_policy_new_connection_replaces_every_other() {
 
 #[test]
 fn multi_policy_allows_max_per_user_and_over_the_cap_replaces_the_oldest() {
-    let mut h = Harness::with(Config {
-        session_policy: SessionPolicy::Multi { max_per_user: 2 },
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.session_policy = SessionPolicy::Multi { max_per_user: 2 };
+        config
     });
     let a = h.open_with_token("alice", Some("tab"));
     let b = h.open_with_token("alice", Some("tab"));
@@ -72,9 +74,10 @@ fn multi_policy_allows_max_per_user_and_over_the_cap_replaces_the_oldest() {
 
 #[test]
 fn replaced_connection_gets_exactly_one_close_4001_and_no_later_action() {
-    let mut h = Harness::with(Config {
-        ping_interval: secs(1),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.ping_interval = secs(1);
+        config
     });
     let old = h.open_with_token("alice", Some("phone"));
     h.subscribe(old, "chat.*");

@@ -30,9 +30,10 @@ fn token_expiry_while_connected_closes_with_4003_at_exp() {
 
 #[test]
 fn jwt_leeway_shifts_the_expiry_close_by_the_leeway() {
-    let mut h = Harness::with(Config {
-        jwt_leeway: secs(2),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.jwt_leeway = secs(2);
+        config
     });
     let mut c = claims("alice");
     c.exp = WALL0 / 1000 + 10;
@@ -50,9 +51,10 @@ fn jwt_leeway_shifts_the_expiry_close_by_the_leeway() {
 
 #[test]
 fn jwt_leeway_admits_a_token_expired_less_than_the_leeway_ago() {
-    let mut h = Harness::with(Config {
-        jwt_leeway: secs(2),
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.jwt_leeway = secs(2);
+        config
     });
     let mut c = claims("alice");
     c.exp = WALL0 / 1000 - 1; // 1.123 s ago

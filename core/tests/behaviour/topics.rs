@@ -313,9 +313,10 @@ fn token_topics_claim_allows_covered_wildcards() {
 
 #[test]
 fn max_subscriptions_allows_exactly_the_limit_then_refuses_with_429() {
-    let mut h = Harness::with(Config {
-        max_subscriptions: 3,
-        ..Config::default()
+    let mut h = Harness::with({
+        let mut config = Config::default();
+        config.max_subscriptions = 3;
+        config
     });
     let alice = h.open_with_token("alice", None);
     for p in ["a", "b", "c"] {

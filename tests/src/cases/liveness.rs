@@ -125,3 +125,38 @@ pub async fn liveness_any_frame_is_a_sign_of_life<A: Adapter>() {
     }
     assert!(silent_since.elapsed() <= bound);
 }
+
+/// The server reads time from its clock only: moved past `ping_interval`, the next wake-up
+/// pings a silent client; moved past `pong_timeout`, it evicts it, long before the system
+/// clock would get there.
+pub async fn liveness_pings_and_evictions_follow_the_servers_clock<A: Adapter>() {
+    let (clock, hand) = switchboard_adapter_kit::Clock::manual();
+    let mut settings = Settings::default();
+    settings.core.ping_interval = Duration::from_secs(60);
+    settings.core.pong_timeout = Duration::from_secs(120);
+    settings.core.auth_timeout = Duration::from_secs(60);
+    settings.clock = clock;
+    let server = A::start(settings);
+    let target = format!("/ws?token={}", token(&server.jwt_secret, "silent"));
+    let mut silent = RawWs::connect(server.addr, &target, &[], None).await;
+    silent.answer_pings = false;
+    silent.recv_json().await; // auth_success
+    let started = Instant::now();
+
+    hand.advance(Duration::from_secs(61));
+    // Any event wakes the server; it then finds the ping due on its clock.
+    let (_nudge, _) = Client::authed(&server, "nudge").await;
+    let frame = silent.read_frame(WAIT).await.expect("a frame");
+    assert_eq!(frame.opcode, 9, "a ping, 61 s later on the server's clock");
+
+    hand.advance(Duration::from_secs(60));
+    let (_nudge, _) = Client::authed(&server, "nudge-2").await;
+    match silent.read_frame(WAIT).await {
+        Err(RawEnd::Eof | RawEnd::Error(_)) => {}
+        other => panic!("the silent client should be evicted, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the system clock did not have to pass pong_timeout"
+    );
+}
