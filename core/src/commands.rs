@@ -1,12 +1,18 @@
 //! What an application may do to the switchboard its adapter drives.
 
-use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
 
-use crate::action::CloseCode;
+use serde_json::value::RawValue;
+use smallvec::SmallVec;
+
+use crate::action::{Action, CloseCode};
 use crate::error::{DisconnectError, Gone, PublishError};
+use crate::protocol::{server, Metadata};
 use crate::registry::ConnId;
-use crate::switchboard::Switchboard;
-use crate::time::Now;
+use crate::switchboard::{Leave, Switchboard};
+use crate::time::{Instant, Now};
+use crate::topics::Topic;
 
 /// The application's commands and queries on a running switchboard, at the time the adapter
 /// read: what an adapter's `Handle::with` lends to the application's closure.
@@ -95,5 +101,164 @@ impl<'a> Commands<'a> {
     ) -> Result<usize, DisconnectError> {
         self.sb
             .disconnect_user(self.now, user, device, code, reason)
+    }
+}
+
+/// The application commands, on the switchboard itself (an embedder calls them directly;
+/// an adapter's application reaches them through [`Commands`]).
+impl Switchboard {
+    /// Pushes `{"type":"push","data":…}` to one connection.
+    pub fn send_to_connection(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        data: &RawValue,
+    ) -> Result<(), Gone> {
+        if self.registry.get(id).is_none() {
+            return Err(Gone);
+        }
+        let payload = server::push(data, now.unix_millis);
+        self.push_send(id, payload);
+        Ok(())
+    }
+
+    /// Pushes to every connection of a user on one device; returns how many it reached.
+    pub fn send_to_device(&mut self, now: Now, user: &str, device: &str, data: &RawValue) -> usize {
+        let targets: SmallVec<[ConnId; 4]> = self.device_connections(user, device).collect();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every connection of a user; returns how many it reached.
+    pub fn send_to_user(&mut self, now: Now, user: &str, data: &RawValue) -> usize {
+        let targets: SmallVec<[ConnId; 4]> = self.registry.user_conns(user).into();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every connection of each listed user (a user listed twice is reached once);
+    /// returns how many connections it reached.
+    pub fn send_to_users<'u>(
+        &mut self,
+        now: Now,
+        users: impl IntoIterator<Item = &'u str>,
+        data: &RawValue,
+    ) -> usize {
+        let mut targets: Vec<ConnId> = Vec::new();
+        for user in users {
+            targets.extend_from_slice(self.registry.user_conns(user));
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        self.push_to(now, targets, data)
+    }
+
+    /// Pushes to every authenticated connection; returns how many it reached.
+    pub fn broadcast(&mut self, now: Now, data: &RawValue) -> usize {
+        let payload = server::push(data, now.unix_millis);
+        let Self {
+            registry, actions, ..
+        } = self;
+        let mut n = 0;
+        for (id, conn) in registry.iter() {
+            if conn.session().is_some() {
+                actions.push_back(Action::Send {
+                    conn: id,
+                    payload: payload.clone(),
+                });
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Publishes to a concrete topic as the server (`metadata.senderId` = `"server"`); returns
+    /// how many connections it reached.
+    pub fn publish(
+        &mut self,
+        now: Now,
+        topic: &str,
+        data: &RawValue,
+        metadata: Option<&RawValue>,
+    ) -> Result<usize, PublishError> {
+        let topic = Topic::parse(topic)?;
+        if topic.is_presence() {
+            return Err(PublishError::ReservedTopic);
+        }
+        let metadata = metadata
+            .map(Metadata::from_json)
+            .transpose()
+            .map_err(|_| PublishError::InvalidMetadata)?;
+        let payload = server::message(
+            topic.as_str(),
+            data,
+            metadata.as_ref(),
+            "server",
+            now.unix_millis,
+        );
+        Ok(self.fan_out(&topic, payload))
+    }
+
+    /// Closes one connection with an application close code (1000, 1008 or 4000..=4999).
+    pub fn disconnect_connection(
+        &mut self,
+        now: Now,
+        id: ConnId,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<(), DisconnectError> {
+        if !code.is_application_code() {
+            return Err(DisconnectError::InvalidCode(code.0));
+        }
+        if self.registry.get(id).is_none() {
+            return Err(Gone.into());
+        }
+        self.leave(now, id, Leave::Close(code, reason.to_owned().into()));
+        Ok(())
+    }
+
+    /// Closes every connection of a user, or of one of its devices; returns how many it closed.
+    pub fn disconnect_user(
+        &mut self,
+        now: Now,
+        user: &str,
+        device: Option<&str>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<usize, DisconnectError> {
+        if !code.is_application_code() {
+            return Err(DisconnectError::InvalidCode(code.0));
+        }
+        let targets: SmallVec<[ConnId; 4]> = match device {
+            Some(device) => self.device_connections(user, device).collect(),
+            None => self.registry.user_conns(user).into(),
+        };
+        let reason: Cow<'static, str> = reason.to_owned().into();
+        for &id in &targets {
+            self.leave(now, id, Leave::Close(code, reason.clone()));
+        }
+        Ok(targets.len())
+    }
+
+    /// Starts a graceful drain: every connection is closed with 1001, new ones are refused, and
+    /// once `drain_deadline` passes `handle_timeout` emits [`Action::Stop`]. Idempotent.
+    pub fn shutdown(&mut self, now: Now, drain_deadline: Instant) {
+        if self.draining.is_some() {
+            return;
+        }
+        self.draining = Some(drain_deadline);
+        let online: Vec<Arc<str>> = self.registry.users().cloned().collect();
+        for id in self.registry.ids() {
+            self.leave(now, id, Leave::Drain);
+        }
+        // Everyone is leaving at once: no presence pushes to subscribers that are closing too,
+        // but the application hears that each user went offline.
+        for user in online {
+            self.actions.push_back(Action::Presence {
+                user,
+                online: false,
+                connections: 0,
+            });
+        }
+        self.timers.clear();
+        self.stale_timers = 0;
     }
 }

@@ -8,25 +8,23 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use core::net::IpAddr;
-use serde_json::value::RawValue;
-use smallvec::SmallVec;
 
 use crate::action::{Action, CloseCode, CloseMode};
 use crate::auth::Verifier;
 use crate::claims::Identity;
 use crate::config::Config;
-use crate::error::{DisconnectError, Gone, OpenError, PublishError};
+use crate::error::OpenError;
 use crate::limits::TokenBucket;
 use crate::presence::PresenceChange;
 use crate::protocol::{
     code, parse_client_message, server, validate_device_id, ClientMessage, Handshake,
-    HandshakeError, MessageType, Metadata, MAX_DEVICE_NAME_BYTES,
+    HandshakeError, MessageType, MAX_DEVICE_NAME_BYTES,
 };
 use crate::query::Stats;
 use crate::registry::{AuthState, ConnId, Connection, Registry, Session};
 use crate::time::{Instant, Now};
 use crate::timers::TimerQueue;
-use crate::topics::{presence_topic, Topic, TopicTrie};
+use crate::topics::{presence_topic, TopicTrie};
 
 /// Longest user id (`sub`) accepted, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
@@ -371,163 +369,6 @@ impl Switchboard {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    // ---- application commands -------------------------------------------------------------
-
-    /// Pushes `{"type":"push","data":…}` to one connection.
-    pub fn send_to_connection(
-        &mut self,
-        now: Now,
-        id: ConnId,
-        data: &RawValue,
-    ) -> Result<(), Gone> {
-        if self.registry.get(id).is_none() {
-            return Err(Gone);
-        }
-        let payload = server::push(data, now.unix_millis);
-        self.push_send(id, payload);
-        Ok(())
-    }
-
-    /// Pushes to every connection of a user on one device; returns how many it reached.
-    pub fn send_to_device(&mut self, now: Now, user: &str, device: &str, data: &RawValue) -> usize {
-        let targets: SmallVec<[ConnId; 4]> = self.device_connections(user, device).collect();
-        self.push_to(now, targets, data)
-    }
-
-    /// Pushes to every connection of a user; returns how many it reached.
-    pub fn send_to_user(&mut self, now: Now, user: &str, data: &RawValue) -> usize {
-        let targets: SmallVec<[ConnId; 4]> = self.registry.user_conns(user).into();
-        self.push_to(now, targets, data)
-    }
-
-    /// Pushes to every connection of each listed user (a user listed twice is reached once);
-    /// returns how many connections it reached.
-    pub fn send_to_users<'u>(
-        &mut self,
-        now: Now,
-        users: impl IntoIterator<Item = &'u str>,
-        data: &RawValue,
-    ) -> usize {
-        let mut targets: Vec<ConnId> = Vec::new();
-        for user in users {
-            targets.extend_from_slice(self.registry.user_conns(user));
-        }
-        targets.sort_unstable();
-        targets.dedup();
-        self.push_to(now, targets, data)
-    }
-
-    /// Pushes to every authenticated connection; returns how many it reached.
-    pub fn broadcast(&mut self, now: Now, data: &RawValue) -> usize {
-        let payload = server::push(data, now.unix_millis);
-        let Self {
-            registry, actions, ..
-        } = self;
-        let mut n = 0;
-        for (id, conn) in registry.iter() {
-            if conn.session().is_some() {
-                actions.push_back(Action::Send {
-                    conn: id,
-                    payload: payload.clone(),
-                });
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Publishes to a concrete topic as the server (`metadata.senderId` = `"server"`); returns
-    /// how many connections it reached.
-    pub fn publish(
-        &mut self,
-        now: Now,
-        topic: &str,
-        data: &RawValue,
-        metadata: Option<&RawValue>,
-    ) -> Result<usize, PublishError> {
-        let topic = Topic::parse(topic)?;
-        if topic.is_presence() {
-            return Err(PublishError::ReservedTopic);
-        }
-        let metadata = metadata
-            .map(Metadata::from_json)
-            .transpose()
-            .map_err(|_| PublishError::InvalidMetadata)?;
-        let payload = server::message(
-            topic.as_str(),
-            data,
-            metadata.as_ref(),
-            "server",
-            now.unix_millis,
-        );
-        Ok(self.fan_out(&topic, payload))
-    }
-
-    /// Closes one connection with an application close code (1000, 1008 or 4000..=4999).
-    pub fn disconnect_connection(
-        &mut self,
-        now: Now,
-        id: ConnId,
-        code: CloseCode,
-        reason: &str,
-    ) -> Result<(), DisconnectError> {
-        if !code.is_application_code() {
-            return Err(DisconnectError::InvalidCode(code.0));
-        }
-        if self.registry.get(id).is_none() {
-            return Err(Gone.into());
-        }
-        self.leave(now, id, Leave::Close(code, reason.to_owned().into()));
-        Ok(())
-    }
-
-    /// Closes every connection of a user, or of one of its devices; returns how many it closed.
-    pub fn disconnect_user(
-        &mut self,
-        now: Now,
-        user: &str,
-        device: Option<&str>,
-        code: CloseCode,
-        reason: &str,
-    ) -> Result<usize, DisconnectError> {
-        if !code.is_application_code() {
-            return Err(DisconnectError::InvalidCode(code.0));
-        }
-        let targets: SmallVec<[ConnId; 4]> = match device {
-            Some(device) => self.device_connections(user, device).collect(),
-            None => self.registry.user_conns(user).into(),
-        };
-        let reason: Cow<'static, str> = reason.to_owned().into();
-        for &id in &targets {
-            self.leave(now, id, Leave::Close(code, reason.clone()));
-        }
-        Ok(targets.len())
-    }
-
-    /// Starts a graceful drain: every connection is closed with 1001, new ones are refused, and
-    /// once `drain_deadline` passes `handle_timeout` emits [`Action::Stop`]. Idempotent.
-    pub fn shutdown(&mut self, now: Now, drain_deadline: Instant) {
-        if self.draining.is_some() {
-            return;
-        }
-        self.draining = Some(drain_deadline);
-        let online: Vec<Arc<str>> = self.registry.users().cloned().collect();
-        for id in self.registry.ids() {
-            self.leave(now, id, Leave::Drain);
-        }
-        // Everyone is leaving at once: no presence pushes to subscribers that are closing too,
-        // but the application hears that each user went offline.
-        for user in online {
-            self.actions.push_back(Action::Presence {
-                user,
-                online: false,
-                connections: 0,
-            });
-        }
-        self.timers.clear();
-        self.stale_timers = 0;
     }
 
     // ---- mechanisms ---------------------------------------------------------------------------
