@@ -36,16 +36,19 @@ impl Payload {
     }
 
     /// The shared bytes (UTF-8), e.g. for a codec's text frame.
+    #[inline]
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Whether it is empty (never, for an encoded message).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -54,12 +57,14 @@ impl Payload {
 impl Deref for Payload {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         &self.0
     }
 }
 
 impl AsRef<[u8]> for Payload {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         &self.0
     }

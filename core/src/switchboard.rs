@@ -340,14 +340,29 @@ impl Switchboard {
     /// The next action for the adapter, in the order decided. [`execute`](Self::execute)
     /// drains them into a [`Transport`](crate::Transport) instead.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.next_action()?;
+        let Some(action) = self.actions.pop_front() else {
+            return self.end_of_drain();
+        };
         if matches!(action, Action::Send { .. }) {
-            self.count_send();
+            self.stats.sends_total += 1;
         }
         Some(action)
     }
 
-    /// The next action, once backlog reports deferred by the drain have taken effect.
+    /// The queue ran dry: the backlog reports deferred during the drain take effect now, and
+    /// what they decided is drained next.
+    #[cold]
+    fn end_of_drain(&mut self) -> Option<Action> {
+        if self.deferred_backlog.is_empty() {
+            return None;
+        }
+        for (now, id) in std::mem::take(&mut self.deferred_backlog) {
+            self.close_slow(now, id);
+        }
+        self.poll_action()
+    }
+
+    /// The next action without counting it (for `execute`, which counts what it hands over).
     pub(crate) fn next_action(&mut self) -> Option<Action> {
         if self.actions.is_empty() && !self.deferred_backlog.is_empty() {
             for (now, id) in std::mem::take(&mut self.deferred_backlog) {
@@ -357,6 +372,7 @@ impl Switchboard {
         self.actions.pop_front()
     }
 
+    #[inline]
     pub(crate) fn count_send(&mut self) {
         self.stats.sends_total += 1;
     }
