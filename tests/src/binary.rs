@@ -187,3 +187,133 @@ fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
     stream.read_exact(&mut payload).expect("the payload");
     (header[0] & 0x0f, payload)
 }
+
+/// `--help` opens with what the binary is (its name, then what it serves), and tells how to
+/// choose what is logged.
+pub fn help_says_what_the_binary_is_and_names_rust_log(binary: &str) {
+    let out = run(binary, &["--help"]);
+    assert!(out.status.success(), "--help: {out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let name = std::path::Path::new(binary)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a binary name");
+    let first = help.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{name}: ")) && first.contains("WebSocket"),
+        "the first line says what {name} is: {first:?}"
+    );
+    assert!(help.contains("RUST_LOG"), "--help names RUST_LOG: {help}");
+    assert!(
+        help.contains("--log-format"),
+        "--help names --log-format: {help}"
+    );
+}
+
+/// A port another process holds: the server names the address, says what to do, and exits 2.
+pub fn busy_port_is_named_with_what_to_do(binary: &str) {
+    let holder = TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+    let addr = holder.local_addr().expect("its address");
+    let out = run(
+        binary,
+        &["--jwt-secret", "s", "--listen", &addr.to_string()],
+    );
+    assert_eq!(out.status.code(), Some(2), "exit status: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")) && stderr.contains("--listen"),
+        "the message names {addr} and --listen: {stderr}"
+    );
+}
+
+/// `--listen localhost:PORT` resolves the host name and serves there.
+pub fn listen_resolves_a_host_name(binary: &str) {
+    let port = free_port();
+    let mut child = command(binary)
+        .args([
+            "--jwt-secret",
+            "s",
+            "--listen",
+            &format!("localhost:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let start = Instant::now();
+    let served = loop {
+        if let Ok(mut stream) = TcpStream::connect(("localhost", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            break answer;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            break String::new();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        served.starts_with("HTTP/1.1 200"),
+        "/healthz on localhost:{port}: {served:?}"
+    );
+}
+
+/// `--log-format json`: every line on stderr is one JSON object with a level and a message;
+/// a start without `--api-key` says that the HTTP API is disabled.
+pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str) {
+    use std::io::BufRead;
+
+    let port = free_port();
+    let mut child = command(binary)
+        .env("RUST_LOG", "info")
+        .args(["--jwt-secret", "s", "--log-format", "json"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|l: &String| l.contains("ready")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("ready")),
+        "no ready line: {seen:?}"
+    );
+    for line in &seen {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line:?}"));
+        assert!(
+            value["level"].is_string() && value["message"].is_string(),
+            "a level and a message: {line}"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("HTTP API is disabled") && l.contains("--api-key")),
+        "the start says the HTTP API is disabled: {seen:?}"
+    );
+}

@@ -350,6 +350,10 @@ macro_rules! binary_suite {
             refuses_to_start_without_a_secret_naming_the_flag,
             redis_flag_fails_with_a_clear_message,
             serves_from_environment_settings_and_drains_on_sigterm,
+            help_says_what_the_binary_is_and_names_rust_log,
+            busy_port_is_named_with_what_to_do,
+            listen_resolves_a_host_name,
+            json_logs_are_one_object_a_line_and_say_the_api_is_disabled,
         }
     };
 }

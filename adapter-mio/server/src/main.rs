@@ -10,9 +10,10 @@ use tracing::{error, info, warn};
 const BINARY: Binary = Binary {
     name: env!("CARGO_BIN_NAME"),
     version: env!("CARGO_PKG_VERSION"),
-    // `--help`'s first line, as it read when this binary was part of switchboard-mio (whose
-    // package description it was).
-    about: "mio + tungstenite adapter for switchboard-core, and the `switchboard-mio` server",
+    // `--help`'s first line: what the binary is.
+    about: "switchboard-mio: the Switchboard server on a mio event loop. The same WebSocket \
+            gateway as `switchboard`: connections at /ws, the HTTP API, /healthz and /metrics, \
+            on one port.",
 };
 
 fn main() -> ExitCode {
@@ -30,22 +31,25 @@ fn main() -> ExitCode {
     };
     match serve(config, signals) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = %e, "server failed");
-            ExitCode::FAILURE
-        }
+        Err(exit) => exit,
     }
 }
 
-fn serve(config: ServerConfig, signals: libc::sigset_t) -> std::io::Result<()> {
-    let max_connections = config.max_connections;
-    let server = Server::bind(config)?;
+fn serve(config: ServerConfig, signals: libc::sigset_t) -> Result<(), ExitCode> {
+    let (addr, max_connections) = (config.listen, config.max_connections);
+    let server =
+        Server::bind(config).map_err(|e| switchboard_cli::cannot_listen(BINARY, addr, &e))?;
     info!(addr = %server.local_addr(), max_connections, "switchboard-mio ready: ws://{}/ws", server.local_addr());
     let handle = server.handle();
+    let failed = |e: std::io::Error| {
+        error!(error = %e, "server failed");
+        ExitCode::FAILURE
+    };
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || wait_for_signals(signals, handle))?;
-    server.run()
+        .spawn(move || wait_for_signals(signals, handle))
+        .map_err(failed)?;
+    server.run().map_err(failed)
 }
 
 /// Blocks SIGTERM and SIGINT in this thread (and so in every thread spawned after), returning

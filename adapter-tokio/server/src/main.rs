@@ -9,9 +9,9 @@ use tracing::{error, info};
 const BINARY: Binary = Binary {
     name: env!("CARGO_BIN_NAME"),
     version: env!("CARGO_PKG_VERSION"),
-    // `--help`'s first line, as it read when this binary was part of switchboard-tokio (whose
-    // package description it was).
-    about: "tokio + tokio-tungstenite adapter for switchboard-core, and the reference server `switchboard`",
+    // `--help`'s first line: what the binary is.
+    about: "switchboard: the reference Switchboard server (tokio). A WebSocket gateway: \
+            connections at /ws, the HTTP API, /healthz and /metrics, on one port.",
 };
 
 fn main() -> ExitCode {
@@ -31,16 +31,15 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            error!(error = %e, "server failed");
-            ExitCode::FAILURE
-        }
+        Err(exit) => exit,
     }
 }
 
-async fn serve(config: ServerConfig) -> std::io::Result<()> {
-    let max_connections = config.max_connections;
-    let server = Server::bind(config).await?;
+async fn serve(config: ServerConfig) -> Result<(), ExitCode> {
+    let (addr, max_connections) = (config.listen, config.max_connections);
+    let server = Server::bind(config)
+        .await
+        .map_err(|e| switchboard_cli::cannot_listen(BINARY, addr, &e))?;
     info!(addr = %server.local_addr(), max_connections, "switchboard ready: ws://{}/ws", server.local_addr());
     let handle = server.handle();
     tokio::spawn(async move {
@@ -49,7 +48,10 @@ async fn serve(config: ServerConfig) -> std::io::Result<()> {
         // A server that stopped already has nothing left to drain.
         let _ = handle.shutdown();
     });
-    server.run().await
+    server.run().await.map_err(|e| {
+        error!(error = %e, "server failed");
+        ExitCode::FAILURE
+    })
 }
 
 async fn shutdown_signal() {

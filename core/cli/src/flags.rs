@@ -1,7 +1,7 @@
 //! The flags: every setting of SPEC.md with a `SWITCHBOARD_*` environment fallback, and the
 //! `token` subcommand's, parsed by clap and turned into a [`ServerConfig`].
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -18,6 +18,7 @@ pub(crate) fn parse(binary: Binary) -> Cli {
             .name(binary.name)
             .version(binary.version)
             .about(binary.about)
+            .after_help(LOGGING_HELP)
     };
     let mut matches = command().get_matches();
     match Cli::from_arg_matches_mut(&mut matches) {
@@ -69,12 +70,35 @@ enum PolicyArg {
     Multi,
 }
 
+/// What `--help` says last: how to choose what is logged, and how.
+const LOGGING_HELP: &str = "Logging: RUST_LOG chooses what is logged (default: info; e.g. \
+RUST_LOG=debug, or RUST_LOG=warn,switchboard_tokio=debug), to stderr; --log-format json writes \
+one JSON object a line, with the fields conn, user, device, ip, code and reason where they apply.";
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line, for a log pipeline.
+    Json,
+}
+
 // The server's settings, as flags.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
-    /// Address to listen on (WebSocket at /ws and the HTTP API).
+    /// Address to listen on, HOST:PORT (a host name is resolved; WebSocket at /ws and the HTTP
+    /// API on the same port).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]
-    listen: SocketAddr,
+    listen: String,
+    /// How log lines are written: pretty (for people) or json (one object a line).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    pub(crate) log_format: LogFormat,
     /// Shared HS256 secret for client tokens (required; there is no default).
     #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
@@ -201,7 +225,7 @@ impl ServerArgs {
                 .unwrap_or(usize::MAX)
                 .max(1)
         });
-        let mut config = ServerConfig::new(self.listen, secret);
+        let mut config = ServerConfig::new(resolve_listen(&self.listen)?, secret);
         config.core = {
             let mut config = Config::default();
             config.session_policy = session_policy;
@@ -226,6 +250,17 @@ impl ServerArgs {
         let _ = (self.node_id, self.cluster_ttl); // cluster mode only
         Ok(config)
     }
+}
+
+/// The address `--listen` names: `HOST:PORT` with an IP address or a host name (the first
+/// address it resolves to).
+fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    let mut addrs = listen.to_socket_addrs().map_err(|e| {
+        format!("--listen {listen:?}: not an address this machine can listen on ({e}); give HOST:PORT, e.g. 127.0.0.1:9001 or localhost:9001")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("--listen {listen:?}: the host name resolves to no address"))
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

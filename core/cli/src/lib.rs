@@ -29,12 +29,14 @@ mod flags;
 mod limits;
 mod token;
 
+use std::io;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use switchboard_core::ServerConfig;
 use tracing::warn;
 
-use crate::flags::Command;
+use crate::flags::{Command, LogFormat};
 
 /// The binary being started: what `--help` and `--version` show, and the name error messages
 /// begin with.
@@ -73,14 +75,7 @@ pub fn start(binary: Binary) -> Result<ServerConfig, ExitCode> {
             jwt_secret,
         ));
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(cli.server.log_format);
     let limit = match limits::raise_open_file_limit() {
         Ok(limit) => Some(limit),
         Err(e) => {
@@ -88,8 +83,57 @@ pub fn start(binary: Binary) -> Result<ServerConfig, ExitCode> {
             None
         }
     };
-    cli.server.into_config(limit).map_err(|message| {
+    let config = cli.server.into_config(limit).map_err(|message| {
         eprintln!("{}: {message}", binary.name);
         ExitCode::from(2)
-    })
+    })?;
+    if config.api_key.is_none() {
+        warn!(
+            "no API key (--api-key or SWITCHBOARD_API_KEY): the HTTP API is disabled, \
+             every /api/* request is answered 401"
+        );
+    }
+    Ok(config)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as lines for people or as JSON.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Pretty => builder
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+/// Says why the server cannot listen on `addr` and what to do, and gives the exit status.
+pub fn cannot_listen(binary: Binary, addr: SocketAddr, error: &io::Error) -> ExitCode {
+    let advice = match error.kind() {
+        io::ErrorKind::AddrInUse => {
+            "another process is listening there: stop it, or choose a free port with \
+             --listen HOST:PORT (or SWITCHBOARD_LISTEN)"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: choose a port above 1023 with --listen HOST:PORT"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "no interface of this machine has that address: listen on one it has, e.g. \
+             --listen 127.0.0.1:9001 or --listen 0.0.0.0:9001"
+        }
+        _ => "check --listen HOST:PORT (or SWITCHBOARD_LISTEN)",
+    };
+    eprintln!(
+        "{}: cannot listen on {addr}: {error}; {advice}",
+        binary.name
+    );
+    ExitCode::from(2)
 }
