@@ -353,23 +353,33 @@ impl Switchboard {
     /// what they decided is drained next.
     #[cold]
     fn end_of_drain(&mut self) -> Option<Action> {
-        if self.deferred_backlog.is_empty() {
+        if !self.apply_deferred_backlog() {
             return None;
-        }
-        for (now, id) in std::mem::take(&mut self.deferred_backlog) {
-            self.close_slow(now, id);
         }
         self.poll_action()
     }
 
     /// The next action without counting it (for `execute`, which counts what it hands over).
     pub(crate) fn next_action(&mut self) -> Option<Action> {
-        if self.actions.is_empty() && !self.deferred_backlog.is_empty() {
-            for (now, id) in std::mem::take(&mut self.deferred_backlog) {
-                self.close_slow(now, id);
-            }
+        if let Some(action) = self.actions.pop_front() {
+            return Some(action);
+        }
+        if !self.apply_deferred_backlog() {
+            return None;
         }
         self.actions.pop_front()
+    }
+
+    /// Applies the backlog reports made during the drain; whether there were any.
+    #[cold]
+    fn apply_deferred_backlog(&mut self) -> bool {
+        if self.deferred_backlog.is_empty() {
+            return false;
+        }
+        for (now, id) in std::mem::take(&mut self.deferred_backlog) {
+            self.close_slow(now, id);
+        }
+        true
     }
 
     #[inline]
