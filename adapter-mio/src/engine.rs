@@ -20,7 +20,7 @@ use crate::queue::CommandQueue;
 use crate::socket::{Phase, Socket};
 use crate::sockets::{Sockets, FIRST_SOCKET};
 use crate::sync::Arc;
-use switchboard_adapter_kit::{websocket_config, Clock};
+use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins: the listener's
 /// readiness is left alone until then.
@@ -120,14 +120,12 @@ impl Embedded {
         let mut listener = TcpListener::bind(config.listen)?;
         registry.register(&mut listener, token(LISTENER)?, Interest::READABLE)?;
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
-        // Clients choose the map keys: unless the configuration fixes it, the seed is random.
-        let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
         let websocket = websocket_config(config.core.max_message_bytes);
         Ok(Embedded {
             sockets: Sockets::new(registry.try_clone()?, first, clock.clone()),
             listener,
             commands: Arc::new(CommandQueue::new(waker)),
-            sb: config.switchboard(random_seed),
+            sb: config.switchboard(random_seed()),
             clock,
             settings: Settings {
                 api_key: config.api_key,

@@ -14,7 +14,7 @@ use crate::front::serve_socket;
 use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
-use switchboard_adapter_kit::{websocket_config, Clock};
+use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -46,9 +46,7 @@ impl Server {
     /// to reach a deadline without sleeping until it).
     pub async fn bind_with_clock(config: ServerConfig, clock: Clock) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
-        // Clients choose the map keys: unless the configuration fixes it, the seed is random.
-        let random_seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8);
-        let sb = config.switchboard(random_seed);
+        let sb = config.switchboard(random_seed());
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
         let cap = Arc::new(ConnectionCap::new(config.max_connections));

@@ -5,6 +5,7 @@
 //! - [`websocket_config`]: the tungstenite codec settings (the core's message limit, small idle
 //!   buffers).
 //! - [`text_message`]: a [`Payload`] as a tungstenite text frame, without a second UTF-8 pass.
+//! - [`random_seed`]: the randomness the core takes as an input (its hash seed).
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,12 @@ pub fn websocket_config(max_message_bytes: usize) -> WebSocketConfig {
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))
+}
+
+/// A random number from the operating system's randomness: the core's hash seed unless the
+/// configuration fixes one (clients choose the map keys, so the seed must be unknown to them).
+pub fn random_seed() -> u64 {
+    std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0u8)
 }
 
 /// A payload as a text frame, sharing its bytes.
