@@ -70,6 +70,7 @@
 mod action;
 pub mod auth;
 mod claims;
+pub mod cluster;
 mod commands;
 mod config;
 mod delivery;
