@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::BusAction;
 use crate::payload::Payload;
 use crate::registry::ConnId;
 
@@ -111,6 +112,8 @@ pub enum Action {
     },
     /// The drain deadline given to `shutdown` has passed: drop whatever transports remain and stop.
     Stop,
+    /// Cluster mode: something for the bus (the bridge carries it to the other nodes).
+    Bus(BusAction),
 }
 
 impl Action {
@@ -121,7 +124,7 @@ impl Action {
             | Action::Ping { conn }
             | Action::Close { conn, .. }
             | Action::Evict { conn } => Some(*conn),
-            Action::Presence { .. } | Action::Stop => None,
+            Action::Presence { .. } | Action::Stop | Action::Bus(_) => None,
         }
     }
 }

@@ -7,6 +7,8 @@ use serde_json::value::RawValue;
 use smallvec::SmallVec;
 
 use crate::action::{Action, CloseCode};
+use crate::cluster::wire::Target;
+use crate::cluster::ConnLocation;
 use crate::error::{DisconnectError, Gone, PublishError};
 use crate::protocol::{server, Metadata};
 use crate::registry::ConnId;
@@ -122,38 +124,87 @@ impl Switchboard {
         Ok(())
     }
 
-    /// Pushes to every connection of a user on one device; returns how many it reached.
+    /// Pushes to a connection named by its id as written on any node (in cluster mode, one on
+    /// another node is reached through the bus). Returns whether it is on this node.
+    pub fn send_to_conn_id(&mut self, now: Now, id: &str, data: &RawValue) -> Result<bool, Gone> {
+        match self.locate_conn(id) {
+            ConnLocation::Here(id) => self.send_to_connection(now, id, data).map(|()| true),
+            ConnLocation::Elsewhere(_) => {
+                let payload = server::push(data, now.unix_millis);
+                self.cluster_forward_send(Target::Connection(id.to_owned()), &payload);
+                Ok(false)
+            }
+            ConnLocation::Nowhere => Err(Gone),
+        }
+    }
+
+    /// Pushes to every connection of a user on one device, on every node in cluster mode;
+    /// returns how many it reached on this node.
     pub fn send_to_device(&mut self, now: Now, user: &str, device: &str, data: &RawValue) -> usize {
         let targets: SmallVec<[ConnId; 4]> = self.device_connections(user, device).collect();
-        self.push_to(now, targets, data)
+        let to = || Target::User {
+            user: user.to_owned(),
+            device: Some(device.to_owned()),
+        };
+        self.push_here_and_there(now, targets, data, to)
     }
 
-    /// Pushes to every connection of a user; returns how many it reached.
+    /// Pushes to every connection of a user, on every node in cluster mode; returns how many
+    /// it reached on this node.
     pub fn send_to_user(&mut self, now: Now, user: &str, data: &RawValue) -> usize {
         let targets: SmallVec<[ConnId; 4]> = self.registry.user_conns(user).into();
-        self.push_to(now, targets, data)
+        let to = || Target::User {
+            user: user.to_owned(),
+            device: None,
+        };
+        self.push_here_and_there(now, targets, data, to)
     }
 
-    /// Pushes to every connection of each listed user (a user listed twice is reached once);
-    /// returns how many connections it reached.
+    /// Pushes to every connection of each listed user (a user listed twice is reached once),
+    /// on every node in cluster mode; returns how many connections it reached on this node.
     pub fn send_to_users<'u>(
         &mut self,
         now: Now,
         users: impl IntoIterator<Item = &'u str>,
         data: &RawValue,
     ) -> usize {
+        let users: Vec<&str> = users.into_iter().collect();
         let mut targets: Vec<ConnId> = Vec::new();
-        for user in users {
+        for user in &users {
             targets.extend_from_slice(self.registry.user_conns(user));
         }
         targets.sort_unstable();
         targets.dedup();
-        self.push_to(now, targets, data)
+        let to = || Target::Users(users.iter().map(|u| u.to_string()).collect());
+        self.push_here_and_there(now, targets, data, to)
     }
 
-    /// Pushes to every authenticated connection; returns how many it reached.
+    /// Pushes to the local `targets`, and in cluster mode to `to` on the other nodes.
+    fn push_here_and_there(
+        &mut self,
+        now: Now,
+        targets: impl IntoIterator<Item = ConnId>,
+        data: &RawValue,
+        to: impl FnOnce() -> Target,
+    ) -> usize {
+        if self.cluster.is_none() {
+            return self.push_to(now, targets, data);
+        }
+        let payload = server::push(data, now.unix_millis);
+        self.cluster_forward_send(to(), &payload);
+        let mut n = 0;
+        for id in targets {
+            self.push_send(id, payload.clone());
+            n += 1;
+        }
+        n
+    }
+
+    /// Pushes to every authenticated connection, on every node in cluster mode; returns how
+    /// many it reached on this node.
     pub fn broadcast(&mut self, now: Now, data: &RawValue) -> usize {
         let payload = server::push(data, now.unix_millis);
+        self.cluster_forward_send(Target::Everyone, &payload);
         let Self {
             registry, actions, ..
         } = self;
@@ -171,7 +222,7 @@ impl Switchboard {
     }
 
     /// Publishes to a concrete topic as the server (`metadata.senderId` = `"server"`); returns
-    /// how many connections it reached.
+    /// how many connections it reached on this node (in cluster mode every node delivers it).
     pub fn publish(
         &mut self,
         now: Now,
@@ -194,6 +245,7 @@ impl Switchboard {
             "server",
             now.unix_millis,
         );
+        self.cluster_published(&topic, &payload);
         Ok(self.fan_out(&topic, payload))
     }
 
@@ -215,7 +267,8 @@ impl Switchboard {
         Ok(())
     }
 
-    /// Closes every connection of a user, or of one of its devices; returns how many it closed.
+    /// Closes every connection of a user, or of one of its devices, on every node in cluster
+    /// mode; returns how many it closed on this node.
     pub fn disconnect_user(
         &mut self,
         now: Now,
@@ -231,6 +284,11 @@ impl Switchboard {
             Some(device) => self.device_connections(user, device).collect(),
             None => self.registry.user_conns(user).into(),
         };
+        let to = Target::User {
+            user: user.to_owned(),
+            device: device.map(Into::into),
+        };
+        self.cluster_forward_disconnect(to, code, reason);
         let reason: Cow<'static, str> = reason.to_owned().into();
         for &id in &targets {
             self.leave(now, id, Leave::Close(code, reason.clone()));
@@ -245,6 +303,7 @@ impl Switchboard {
             return;
         }
         self.draining = Some(drain_deadline);
+        self.cluster_shutdown();
         let online: Vec<Arc<str>> = self.registry.users().cloned().collect();
         for id in self.registry.ids() {
             self.leave(now, id, Leave::Drain);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::action::{Action, CloseCode, CloseMode};
+use crate::cluster::BusAction;
 use crate::payload::Payload;
 use crate::registry::ConnId;
 use crate::switchboard::Switchboard;
@@ -45,6 +46,12 @@ pub trait Transport {
 
     /// The drain deadline passed: drop whatever transports remain and stop.
     fn stop(&mut self);
+
+    /// Cluster mode: hand this to the bus (the bridge). A switchboard not in a cluster never
+    /// calls it.
+    fn bus(&mut self, action: BusAction) {
+        let _ = action;
+    }
 }
 
 impl Switchboard {
@@ -92,6 +99,7 @@ impl Switchboard {
                     connections,
                 } => transport.presence(&user, online, connections),
                 Action::Stop => transport.stop(),
+                Action::Bus(action) => transport.bus(action),
             }
         }
     }

@@ -84,13 +84,16 @@ impl Switchboard {
             }
             conn.subscriptions.insert(pattern.clone());
             self.topics.insert(&pattern, id);
+            if self.cluster_subscribed(id, &pattern, reply_id) {
+                return; // `subscribed` once the bus routes the pattern
+            }
         }
         self.push_send(
             id,
             server::subscribed(pattern.as_str(), reply_id, now.unix_millis),
         );
         if let Some(user) = user_of_presence_pattern(&pattern) {
-            let count = self.registry.user_conns(&user).len();
+            let count = self.presence_count(&user);
             self.push_send(
                 id,
                 server::presence(&user, count > 0, count, now.unix_millis),
@@ -124,6 +127,7 @@ impl Switchboard {
             );
         }
         self.topics.remove(&pattern, id);
+        self.cluster_unsubscribed(now, id, &pattern);
         self.push_send(
             id,
             server::unsubscribed(pattern.as_str(), reply_id, now.unix_millis),
@@ -178,6 +182,7 @@ impl Switchboard {
         if let Some(reply_id) = reply_id {
             self.push_send(id, server::ack(reply_id, now.unix_millis));
         }
+        self.cluster_published(&topic, &payload);
         self.fan_out(&topic, payload);
     }
 }

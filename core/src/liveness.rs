@@ -49,6 +49,7 @@ impl Switchboard {
             conn.timer_at = next_deadline(conn, &self.config);
             self.timers.schedule(conn.timer_at, id);
         }
+        self.cluster_timeout(now);
         if let Some(deadline) = self.draining {
             if !self.stopped && t >= deadline {
                 self.stopped = true;

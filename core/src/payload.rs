@@ -21,6 +21,13 @@ impl Payload {
         Payload(Bytes::from(json.into_bytes()))
     }
 
+    /// A frame another node encoded, as it arrived from the bus: checked to be UTF-8 (the
+    /// adapters' text frames rely on it); its JSON is the peer's encoders', like ours.
+    pub(crate) fn from_utf8(bytes: Bytes) -> Option<Self> {
+        std::str::from_utf8(&bytes).ok()?;
+        Some(Payload(bytes))
+    }
+
     /// A payload of the application's own, e.g. to test a [`Transport`](crate::Transport):
     /// `json` must be one JSON value.
     pub fn parse(json: &str) -> Result<Payload, serde_json::Error> {

@@ -44,6 +44,32 @@ impl SessionPolicy {
             }
         }
     }
+
+    /// Across nodes: of a user's ranked connections (`rank` says which is newer, each with its
+    /// device), the indexes of those that must give way. Every node computes the same answer
+    /// from the same connections, so each closes its own losers and one set of winners remains.
+    pub(crate) fn losers<R: Ord>(&self, connections: &[(R, Option<&str>)]) -> Vec<usize> {
+        let mut newest_first: Vec<usize> = (0..connections.len()).collect();
+        newest_first.sort_by(|&a, &b| connections[b].0.cmp(&connections[a].0));
+        match *self {
+            SessionPolicy::Single => newest_first.into_iter().skip(1).collect(),
+            SessionPolicy::PerDevice => newest_first
+                .iter()
+                .enumerate()
+                .filter(|&(pos, &i)| {
+                    let device = connections[i].1;
+                    device.is_some()
+                        && newest_first[..pos]
+                            .iter()
+                            .any(|&newer| connections[newer].1 == device)
+                })
+                .map(|(_, &i)| i)
+                .collect(),
+            SessionPolicy::Multi { max_per_user } => {
+                newest_first.into_iter().skip(max_per_user.max(1)).collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -52,6 +78,24 @@ mod tests {
 
     fn ids(n: u32) -> Vec<ConnId> {
         (0..n).map(|i| ConnId::new(i, 0)).collect()
+    }
+
+    #[test]
+    fn across_nodes_the_newest_rank_wins_under_each_policy() {
+        let ranked = [
+            (3, Some("a")),
+            (5, Some("a")),
+            (4, Some("b")),
+            (1, None),
+            (2, None),
+        ];
+        let mut single = SessionPolicy::Single.losers(&ranked);
+        single.sort();
+        assert_eq!(single, [0, 2, 3, 4]);
+        assert_eq!(SessionPolicy::PerDevice.losers(&ranked), [0]);
+        let mut multi = SessionPolicy::Multi { max_per_user: 2 }.losers(&ranked);
+        multi.sort();
+        assert_eq!(multi, [0, 3, 4]);
     }
 
     #[test]

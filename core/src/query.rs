@@ -32,6 +32,8 @@ pub struct Stats {
     pub frames_in_total: u64,
     /// `Send` actions emitted since start.
     pub sends_total: u64,
+    /// Live nodes of the cluster, this one included (1 when standalone).
+    pub nodes: usize,
 }
 
 /// What the core knows of one connection, borrowed from it.
@@ -149,14 +151,27 @@ impl Switchboard {
             })
     }
 
-    /// Whether a user has at least one authenticated connection.
+    /// Whether a user has at least one authenticated connection (on any node, in cluster mode).
     pub fn is_online(&self, user: &str) -> bool {
-        !self.registry.user_conns(user).is_empty()
+        self.presence_count(user) > 0
     }
 
-    /// Every online user, in no particular order.
+    /// How many authenticated connections a user has (on every node, in cluster mode): the
+    /// count presence reports.
+    pub fn connection_count(&self, user: &str) -> usize {
+        self.presence_count(user)
+    }
+
+    /// Every online user (on any node, in cluster mode), once each, in no particular order.
     pub fn online_users(&self) -> impl Iterator<Item = &str> + '_ {
-        self.registry.users().map(|u| &**u)
+        let local = self.registry.users().map(|u| &**u);
+        let remote = self
+            .cluster
+            .iter()
+            .flat_map(|c| c.members.users())
+            .filter(|u| self.registry.user_conns(u).is_empty())
+            .map(|u| &**u);
+        local.chain(remote)
     }
 
     /// Whether `shutdown` was called.
@@ -172,6 +187,7 @@ impl Switchboard {
             users: self.registry.user_count(),
             subscriptions: self.topics.subscription_count(),
             topics: self.topics.pattern_count(),
+            nodes: self.node_count(),
             ..self.stats
         }
     }

@@ -75,6 +75,8 @@ pub(crate) struct Session {
     /// The token's `topics` claim; `None` = any topic.
     pub(crate) allowed_topics: Option<Arc<[Pattern]>>,
     pub(crate) expires_at: Instant,
+    /// Wall-clock time of authentication: the first part of its rank across nodes.
+    pub(crate) authenticated_at_unix_millis: u64,
 }
 
 /// Where a connection stands with authentication.
@@ -145,6 +147,10 @@ impl Registry {
     }
 
     /// An empty subscription set for a new connection.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
     pub(crate) fn new_subscription_set(&self) -> Set<Pattern> {
         Set::with_hasher(hasher(self.seed))
     }

@@ -12,6 +12,7 @@ use core::net::IpAddr;
 use crate::action::{Action, CloseCode, CloseMode};
 use crate::auth::Verifier;
 use crate::claims::Identity;
+use crate::cluster::{Cluster, NodeIdentity};
 use crate::config::Config;
 use crate::error::OpenError;
 use crate::limits::TokenBucket;
@@ -24,7 +25,7 @@ use crate::query::Stats;
 use crate::registry::{AuthState, ConnId, Connection, Registry, Session};
 use crate::time::{Instant, Now};
 use crate::timers::TimerQueue;
-use crate::topics::{presence_topic, TopicTrie};
+use crate::topics::{presence_topic, Pattern, TopicTrie};
 
 /// Longest user id (`sub`) accepted, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
@@ -102,6 +103,10 @@ pub struct Switchboard {
     pub(crate) draining: Option<Instant>,
     pub(crate) stopped: bool,
     pub(crate) stats: Stats,
+    /// This node's name and run, when it has them (ids are then unique across nodes).
+    pub(crate) node: Option<NodeIdentity>,
+    /// Cluster mode.
+    pub(crate) cluster: Option<Box<Cluster>>,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -135,6 +140,8 @@ impl Switchboard {
             draining: None,
             stopped: false,
             stats: Stats::default(),
+            node: None,
+            cluster: None,
         }
     }
 
@@ -391,10 +398,11 @@ impl Switchboard {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let drain = self.draining.filter(|_| !self.stopped);
-        match (self.timers.next_deadline(), drain) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let cluster = self.cluster.as_ref().and_then(|c| c.next_deadline());
+        [self.timers.next_deadline(), drain, cluster]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- mechanisms ---------------------------------------------------------------------------
@@ -421,8 +429,8 @@ impl Switchboard {
             Some(user) => user.clone(),
             None => identity.user.into(),
         };
+        let before = self.presence_count(&user);
         let existing = self.registry.user_conns(&user);
-        let before = existing.len();
         let registry = &self.registry;
         let replaced = self.config.session_policy.replaced_by(
             existing.iter().map(|&c| {
@@ -444,16 +452,18 @@ impl Switchboard {
                 device,
                 allowed_topics: identity.allowed_topics,
                 expires_at: identity.expires_at,
+                authenticated_at_unix_millis: now.unix_millis,
             },
         );
         self.rearm(id);
-        let conn_id = id.to_string();
+        self.cluster_authenticated(id, now.unix_millis);
+        let conn_id = self.conn_id_text(id);
         self.push_send(
             id,
             server::auth_success(&user, &conn_id, reply_id, now.unix_millis),
         );
         // A replacement is one step: the newcomer took the place of those it replaced.
-        let after = self.registry.user_conns(&user).len();
+        let after = self.presence_count(&user);
         self.presence_changed(now, &user, PresenceChange { before, after });
     }
 
@@ -466,6 +476,10 @@ impl Switchboard {
         self.forget_timer();
         for pattern in &conn.subscriptions {
             self.topics.remove(pattern, id);
+        }
+        if self.cluster.is_some() {
+            let patterns: Vec<Pattern> = conn.subscriptions.iter().cloned().collect();
+            self.cluster_left(now, id, &patterns);
         }
         match how {
             Leave::Closed => {}
@@ -506,7 +520,7 @@ impl Switchboard {
             }
         }
         if let Some(session) = conn.session() {
-            let after = self.registry.user_conns(&session.user).len();
+            let after = self.presence_count(&session.user);
             let change = PresenceChange {
                 before: after + 1,
                 after,

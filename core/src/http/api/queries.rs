@@ -10,7 +10,7 @@ use crate::{Stats, Switchboard};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StatsBody {
+struct StatsBody<'a> {
     connections: usize,
     authenticated: usize,
     users: usize,
@@ -23,6 +23,11 @@ struct StatsBody {
     frames_received_total: u64,
     messages_sent_total: u64,
     draining: bool,
+    /// This node's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<&'a str>,
+    /// Live nodes of the cluster, this one included.
+    nodes: usize,
 }
 
 pub(super) fn stats(sb: &Switchboard) -> HttpResponse {
@@ -38,6 +43,8 @@ pub(super) fn stats(sb: &Switchboard) -> HttpResponse {
         replaced_total,
         frames_in_total,
         sends_total,
+        nodes,
+        ..
     } = sb.stats();
     HttpResponse::json(
         200,
@@ -54,6 +61,8 @@ pub(super) fn stats(sb: &Switchboard) -> HttpResponse {
             frames_received_total: frames_in_total,
             messages_sent_total: sends_total,
             draining: sb.is_draining(),
+            node_id: sb.node().map(|n| n.node.as_str()),
+            nodes,
         },
     )
 }
@@ -70,6 +79,9 @@ struct PresenceBody<'a> {
 #[serde(rename_all = "camelCase")]
 struct PresenceConnection<'a> {
     conn_id: String,
+    /// The node that holds it, when nodes have names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<&'a str>,
     device_id: Option<&'a str>,
     device_name: Option<&'a str>,
     user_agent: Option<&'a str>,
@@ -84,23 +96,30 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
     if user.is_empty() {
         return Err(bad("missing user id: use /api/presence/{userId}"));
     }
-    let connections = sb
+    let node = sb.node().map(|n| n.node.as_str());
+    let local = sb
         .user_connections(&user)
         .iter()
         .filter_map(|&id| sb.connection(id))
-        .map(|info| {
-            let mut at = Vec::with_capacity(24);
-            write_timestamp(&mut at, info.connected_at_unix_millis());
-            PresenceConnection {
-                conn_id: info.id().to_string(),
-                device_id: info.device(),
-                device_name: info.device_name(),
-                user_agent: info.user_agent(),
-                ip: info.ip().to_string(),
-                connected_at: String::from_utf8_lossy(&at).into_owned(),
-            }
-        })
-        .collect();
+        .map(|info| PresenceConnection {
+            conn_id: sb.conn_id_text(info.id()),
+            node_id: node,
+            device_id: info.device(),
+            device_name: info.device_name(),
+            user_agent: info.user_agent(),
+            ip: info.ip().to_string(),
+            connected_at: timestamp(info.connected_at_unix_millis()),
+        });
+    let remote = sb.remote_connections(&user).map(|info| PresenceConnection {
+        conn_id: info.id().to_owned(),
+        node_id: Some(info.node()),
+        device_id: info.device(),
+        device_name: info.device_name(),
+        user_agent: info.user_agent(),
+        ip: info.ip().to_owned(),
+        connected_at: timestamp(info.connected_at_unix_millis()),
+    });
+    let connections = local.chain(remote).collect();
     Ok(HttpResponse::json(
         200,
         &PresenceBody {
@@ -109,6 +128,12 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
             connections,
         },
     ))
+}
+
+fn timestamp(unix_millis: u64) -> String {
+    let mut at = Vec::with_capacity(24);
+    write_timestamp(&mut at, unix_millis);
+    String::from_utf8_lossy(&at).into_owned()
 }
 
 #[cfg(test)]
@@ -217,6 +242,7 @@ mod tests {
             "framesReceivedTotal",
             "messagesSentTotal",
             "draining",
+            "nodes",
         ];
         let mut got = keys.clone();
         got.sort_unstable();

@@ -2,8 +2,15 @@
 
 use super::fields::Fields;
 use super::{bad, delivered, ApiError};
+use crate::cluster::ConnLocation;
 use crate::http::HttpResponse;
 use crate::{ConnId, Now, Switchboard};
+
+/// Whether `s` is written like a connection id of some node (`c-<index>-<generation>`, or
+/// `<node>.<boot>.<index>.<generation>`), so that naming one that is gone is a 410, not a 400.
+fn looks_like_conn_id(s: &str) -> bool {
+    s.parse::<ConnId>().is_ok() || (s.split('.').count() == 4 && !s.split('.').any(str::is_empty))
+}
 
 pub(super) fn send(
     sb: &mut Switchboard,
@@ -15,22 +22,39 @@ pub(super) fn send(
     let conn = f.string("connId")?;
     let data = f.required_raw("data")?;
     if let Some(conn) = conn {
-        let id: ConnId = conn.parse().map_err(|_| {
-            bad("field `connId` is not a connection id (expected `c-<index>-<generation>`)")
-        })?;
         // Addressed to this user (and device): another user's connection is, to this caller,
         // as gone as a closed one.
-        let info = sb.connection(id).ok_or(ApiError::Gone)?;
-        let on_device = match &device {
-            Some(d) => info.device() == Some(d.as_str()),
-            None => true,
+        let (conn_user, conn_device) = match sb.locate_conn(&conn) {
+            ConnLocation::Here(id) => {
+                let info = sb.connection(id).ok_or(ApiError::Gone)?;
+                (
+                    info.user().map(str::to_owned),
+                    info.device().map(str::to_owned),
+                )
+            }
+            ConnLocation::Elsewhere(_) => {
+                let remote = sb.remote_connections(&user).find(|c| c.id() == conn);
+                let remote = remote.ok_or(ApiError::Gone)?;
+                (
+                    Some(remote.user().to_owned()),
+                    remote.device().map(str::to_owned),
+                )
+            }
+            ConnLocation::Nowhere if looks_like_conn_id(&conn) => return Err(ApiError::Gone),
+            ConnLocation::Nowhere => {
+                return Err(bad("field `connId` is not a connection id"));
+            }
         };
-        if info.user() != Some(user.as_str()) || !on_device {
+        let on_device = device.is_none() || conn_device == device;
+        if conn_user.as_deref() != Some(user.as_str()) || !on_device {
             return Err(ApiError::Gone);
         }
-        sb.send_to_connection(now, id, data)
+        // `delivered` counts this node's recipients: one held elsewhere is reached through
+        // the bus and counted by its own node.
+        let here = sb
+            .send_to_conn_id(now, &conn, data)
             .map_err(|_| ApiError::Gone)?;
-        return Ok(delivered(1));
+        return Ok(delivered(usize::from(here)));
     }
     let n = match &device {
         Some(d) => sb.send_to_device(now, &user, d, data),
