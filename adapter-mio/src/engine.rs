@@ -125,7 +125,7 @@ impl Embedded {
             sockets: Sockets::new(registry.try_clone()?, first, clock.clone()),
             listener,
             commands: Arc::new(CommandQueue::new(waker)),
-            sb: config.switchboard(random_seed()),
+            sb: config.switchboard(random_seed),
             clock,
             settings: Settings {
                 api_key: config.api_key,

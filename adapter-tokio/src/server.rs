@@ -46,7 +46,7 @@ impl Server {
     /// to reach a deadline without sleeping until it).
     pub async fn bind_with_clock(config: ServerConfig, clock: Clock) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen).await?;
-        let sb = config.switchboard(random_seed());
+        let sb = config.switchboard(random_seed);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
         let cap = Arc::new(ConnectionCap::new(config.max_connections));

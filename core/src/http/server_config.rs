@@ -4,6 +4,7 @@ use core::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::Hs256Verifier;
+use crate::cluster::{ClusterConfig, NodeId, NodeIdentity};
 use crate::config::Config;
 use crate::http::{OriginPolicy, TrustedProxies};
 use crate::switchboard::Switchboard;
@@ -35,6 +36,31 @@ pub struct ServerConfig {
     /// draws at start. Clients choose the map keys, so a known seed would let them collide
     /// on purpose; set it only to reproduce a run.
     pub hash_seed: Option<u64>,
+    /// This node's name (in connection ids, `/api/stats` and the cluster); `None`: a random
+    /// one drawn at start.
+    pub node_id: Option<NodeId>,
+    /// Cluster mode; `None`: a standalone server on its in-memory registry.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// How a server joins its cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSettings {
+    /// The Redis every node shares, e.g. `redis://127.0.0.1:6379/`.
+    pub redis_url: String,
+    /// A node unheard of for this long is dead; each node refreshes every `ttl / 3`.
+    pub ttl: Duration,
+}
+
+impl ClusterSettings {
+    /// Cluster mode over this Redis, with SPEC.md's ttl of 15 s.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        ClusterSettings {
+            redis_url: redis_url.into(),
+            ttl: Duration::from_secs(15),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -51,17 +77,34 @@ impl ServerConfig {
             allowed_origins: OriginPolicy::any(),
             trusted_proxies: TrustedProxies::default(),
             hash_seed: None,
+            node_id: None,
+            cluster: None,
         }
     }
 
     /// The core this server drives: its settings, an HS256 verifier of the configured secret,
-    /// and the hash seed (`hash_seed`, else `random_seed`, which the adapter draws).
-    pub fn switchboard(&self, random_seed: u64) -> Switchboard {
-        let seed = self.hash_seed.unwrap_or(random_seed);
-        Switchboard::new(
+    /// the hash seed (`hash_seed`, else a number from `random`, which the adapter draws), and
+    /// its node identity (`node_id`, else a random name; a random run number either way), in
+    /// a cluster when `cluster` says so.
+    pub fn switchboard(&self, mut random: impl FnMut() -> u64) -> Switchboard {
+        let seed = self.hash_seed.unwrap_or_else(&mut random);
+        let node = match &self.node_id {
+            Some(node) => node.clone(),
+            None => NodeId::from_random(random()),
+        };
+        let identity = NodeIdentity::new(node, random() as u32);
+        let sb = Switchboard::new(
             self.core.clone(),
             Hs256Verifier::new(&self.jwt_secret),
             seed,
-        )
+        );
+        match &self.cluster {
+            Some(settings) => {
+                let mut cluster = ClusterConfig::new(identity);
+                cluster.ttl = settings.ttl;
+                sb.with_cluster(cluster)
+            }
+            None => sb.with_node(identity),
+        }
     }
 }

@@ -19,6 +19,7 @@ use self::queries::{presence, stats};
 use self::send::{broadcast, send};
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
 use crate::protocol::handshake::path_of;
+use crate::cluster::ClusterStatus;
 use crate::{Now, Switchboard};
 
 /// An `/api/*` request with its body.
@@ -117,11 +118,14 @@ pub fn health(sb: &Switchboard) -> HttpResponse {
     struct Health {
         status: &'static str,
     }
-    if sb.is_draining() {
-        HttpResponse::json(503, &Health { status: "draining" })
-    } else {
-        HttpResponse::json(200, &Health { status: "ok" })
-    }
+    // Degraded is still 200: the node serves its own clients, and a load balancer that took
+    // it out of rotation for a Redis outage would take every node out at once.
+    let status = match sb.cluster_status() {
+        _ if sb.is_draining() => return HttpResponse::json(503, &Health { status: "draining" }),
+        ClusterStatus::Degraded => "degraded",
+        _ => "ok",
+    };
+    HttpResponse::json(200, &Health { status })
 }
 
 enum Endpoint<'a> {
@@ -181,7 +185,7 @@ fn serve(
 mod tests {
     use super::test_support::*;
     use super::*;
-    use crate::Instant;
+    use crate::{Action, Instant};
 
     #[test]
     fn unknown_api_path_is_404_and_wrong_method_405() {
@@ -252,6 +256,34 @@ mod tests {
             assert_eq!(status, 400, "{body}: {message}");
             assert!(message.contains(want), "{body}: {message}");
         }
+    }
+
+    #[test]
+    fn health_is_degraded_until_a_cluster_node_joins_and_while_its_bus_is_lost() {
+        use crate::cluster::{BusAction, BusEvent, ClusterConfig, NodeId, NodeIdentity, Subscription};
+        let identity = NodeIdentity::new(NodeId::new("a").unwrap(), 1);
+        let mut sb = new_sb().with_cluster(ClusterConfig::new(identity));
+        let body = |sb: &Switchboard| {
+            let r = health(sb);
+            (r.status, String::from_utf8(r.body.to_vec()).unwrap())
+        };
+        let degraded = (200, r#"{"status":"degraded"}"#.to_owned());
+        assert_eq!(body(&sb), degraded);
+        sb.handle_bus(now(), BusEvent::Up);
+        let subscribed: Vec<_> = drain(&mut sb)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Bus(BusAction::Subscribe(s)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(subscribed, [Subscription::Members, Subscription::Commands]);
+        assert_eq!(body(&sb), degraded, "not joined before the bus confirmed");
+        sb.handle_bus(now(), BusEvent::Subscribed(Subscription::Members));
+        sb.handle_bus(now(), BusEvent::Subscribed(Subscription::Commands));
+        assert_eq!(body(&sb), (200, r#"{"status":"ok"}"#.to_owned()));
+        sb.handle_bus(now(), BusEvent::Lost);
+        assert_eq!(body(&sb), degraded);
     }
 
     #[test]
