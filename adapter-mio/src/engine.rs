@@ -21,6 +21,8 @@ use crate::socket::{Phase, Socket};
 use crate::sockets::{Sockets, FIRST_SOCKET};
 use crate::sync::Arc;
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
+use switchboard_core::cluster::BusEvent;
+use switchboard_redis::{Bridge, BridgeConfig};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins: the listener's
 /// readiness is left alone until then.
@@ -35,6 +37,8 @@ pub(crate) enum Command {
     Run(Job),
     /// Start the graceful drain.
     Shutdown,
+    /// Cluster mode: what the Redis bridge reports.
+    Bus(BusEvent),
 }
 
 /// The queue that carries commands into the loop, woken through mio.
@@ -121,10 +125,24 @@ impl Embedded {
         registry.register(&mut listener, token(LISTENER)?, Interest::READABLE)?;
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
         let websocket = websocket_config(config.core.max_message_bytes);
+        let commands = Arc::new(CommandQueue::new(waker));
+        let bridge = match &config.cluster {
+            Some(cluster) => {
+                let queue = commands.clone();
+                // The bridge's thread hands its events to the loop like any other command.
+                let on_event = move |event| {
+                    let _ = queue.push(Command::Bus(event));
+                };
+                let bridge = Bridge::start(BridgeConfig::new(&cluster.redis_url), on_event)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Some(bridge)
+            }
+            None => None,
+        };
         Ok(Embedded {
-            sockets: Sockets::new(registry.try_clone()?, first, clock.clone()),
+            sockets: Sockets::new(registry.try_clone()?, first, clock.clone(), bridge),
             listener,
-            commands: Arc::new(CommandQueue::new(waker)),
+            commands,
             sb: config.switchboard(random_seed),
             clock,
             settings: Settings {
@@ -286,6 +304,8 @@ impl Embedded {
                     self.sb
                         .shutdown(now, now.instant + self.settings.drain_timeout);
                 }
+                // The bridge logs its connections and losses.
+                Command::Bus(event) => self.sb.handle_bus(now, event),
             }
             self.execute(now);
         }

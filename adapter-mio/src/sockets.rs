@@ -10,6 +10,8 @@ use std::time::Instant;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use switchboard_adapter_kit::Clock;
+use switchboard_core::cluster::BusAction;
+use switchboard_redis::Bridge;
 use switchboard_core::http::HttpResponse;
 use switchboard_core::{CloseCode, CloseMode, ConnId, Payload, Transport, CLOSE_GRACE};
 use tracing::{debug, info, warn};
@@ -38,10 +40,12 @@ pub(crate) struct Sockets {
     /// The core said stop: the drain deadline passed.
     pub(crate) stopped: bool,
     clock: Clock,
+    /// Cluster mode: the bus to the other nodes.
+    bridge: Option<Bridge>,
 }
 
 impl Sockets {
-    pub(crate) fn new(registry: Registry, first: usize, clock: Clock) -> Self {
+    pub(crate) fn new(registry: Registry, first: usize, clock: Clock, bridge: Option<Bridge>) -> Self {
         Sockets {
             registry,
             first,
@@ -52,6 +56,7 @@ impl Sockets {
             dirty: Vec::new(),
             again: Vec::new(),
             stopped: false,
+            bridge,
             clock,
         }
     }
@@ -231,5 +236,11 @@ impl Transport for Sockets {
     fn stop(&mut self) {
         info!("drain deadline reached");
         self.stopped = true;
+    }
+
+    fn bus(&mut self, action: BusAction) {
+        if let Some(bridge) = &self.bridge {
+            bridge.execute(action);
+        }
     }
 }

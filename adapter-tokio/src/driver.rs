@@ -21,6 +21,8 @@ use crate::connection::Mailbox;
 use crate::outbound::{End, Outgoing};
 use crate::sync::Arc;
 use switchboard_adapter_kit::Clock;
+use switchboard_core::cluster::{BusAction, BusEvent};
+use switchboard_redis::Bridge;
 
 /// Events from connection tasks: bounded, so that a flood of frames pushes back on readers.
 pub(crate) const EVENT_QUEUE: usize = 4096;
@@ -64,6 +66,8 @@ pub(crate) enum Control {
     Metrics(oneshot::Sender<HttpResponse>),
     Command(Command),
     Shutdown,
+    /// Cluster mode: what the Redis bridge reports.
+    Bus(BusEvent),
 }
 
 pub(crate) struct Driver {
@@ -83,14 +87,17 @@ pub(crate) struct Mailboxes {
     clock: Clock,
     /// The core said stop: the drain deadline passed.
     stopped: bool,
+    /// Cluster mode: the bus to the other nodes.
+    bridge: Option<Bridge>,
 }
 
 impl Mailboxes {
-    pub(crate) fn new(clock: Clock) -> Self {
+    pub(crate) fn new(clock: Clock, bridge: Option<Bridge>) -> Self {
         Mailboxes {
             conns: HashMap::new(),
             clock,
             stopped: false,
+            bridge,
         }
     }
 
@@ -137,6 +144,12 @@ impl Transport for Mailboxes {
     fn stop(&mut self) {
         info!("drain deadline reached");
         self.stopped = true;
+    }
+
+    fn bus(&mut self, action: BusAction) {
+        if let Some(bridge) = &self.bridge {
+            bridge.execute(action);
+        }
     }
 }
 
@@ -262,6 +275,8 @@ impl Driver {
                 info!(drain_timeout = ?self.drain_timeout, "draining");
                 self.sb.shutdown(now, now.instant + self.drain_timeout);
             }
+            // The bridge logs its connections and losses.
+            Control::Bus(event) => self.sb.handle_bus(now, event),
         }
         self.execute(now);
     }

@@ -9,12 +9,13 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::cap::ConnectionCap;
-use crate::driver::{Driver, Mailboxes, EVENT_QUEUE};
+use crate::driver::{Control, Driver, Mailboxes, EVENT_QUEUE};
 use crate::front::serve_socket;
 use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
+use switchboard_redis::{Bridge, BridgeConfig};
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -50,6 +51,18 @@ impl Server {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
         let cap = Arc::new(ConnectionCap::new(config.max_connections));
+        let bridge = match &config.cluster {
+            Some(cluster) => {
+                let control = control_tx.clone();
+                let on_event = move |event| {
+                    let _ = control.send(Control::Bus(event));
+                };
+                let bridge = Bridge::start(BridgeConfig::new(&cluster.redis_url), on_event)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                Some(bridge)
+            }
+            None => None,
+        };
         let context = Arc::new(Context {
             events: events_tx,
             control: control_tx.clone(),
@@ -62,7 +75,7 @@ impl Server {
         let driver = Driver {
             sb,
             clock: clock.clone(),
-            mailboxes: Mailboxes::new(clock),
+            mailboxes: Mailboxes::new(clock, bridge),
             api_key: config.api_key,
             drain_timeout: config.drain_timeout,
             cap,

@@ -72,18 +72,26 @@ pub fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
     );
 }
 
-/// Cluster mode is not built yet: `--redis` fails with a clear message instead of half-working.
-pub fn redis_flag_fails_with_a_clear_message(binary: &str) {
-    let out = run(
-        binary,
-        &["--jwt-secret", "s", "--redis", "redis://127.0.0.1:6379"],
-    );
-    assert_eq!(out.status.code(), Some(2), "exit status");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("--redis"),
-        "the message names --redis: {stderr}"
-    );
+/// A `--redis` that is not a Redis URL, a bad `--node-id` or a too short `--cluster-ttl` stops
+/// the start with a message naming the flag (and never echoes a URL, which may hold a password).
+pub fn bad_cluster_flags_fail_with_a_message_naming_the_flag(binary: &str) {
+    let cases: [(&[&str], &str); 3] = [
+        (&["--redis", "http://user:hunter2@127.0.0.1:6379"], "--redis"),
+        (&["--node-id", "a.b"], "--node-id"),
+        (
+            &["--redis", "redis://127.0.0.1:1/", "--cluster-ttl", "10ms"],
+            "--cluster-ttl",
+        ),
+    ];
+    for (flags, named) in cases {
+        let mut args = vec!["--jwt-secret", "s"];
+        args.extend_from_slice(flags);
+        let out = run(binary, &args);
+        assert_eq!(out.status.code(), Some(2), "exit status for {flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(named), "the message names {named}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "no password in: {stderr}");
+    }
 }
 
 /// Settings from the environment; a token from the `token` subcommand is accepted at the

@@ -348,7 +348,7 @@ macro_rules! binary_suite {
     ($binary:expr) => {
         $crate::__binary_cases! { $binary;
             refuses_to_start_without_a_secret_naming_the_flag,
-            redis_flag_fails_with_a_clear_message,
+            bad_cluster_flags_fail_with_a_message_naming_the_flag,
             serves_from_environment_settings_and_drains_on_sigterm,
             help_says_what_the_binary_is_and_names_rust_log,
             busy_port_is_named_with_what_to_do,

@@ -5,7 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use switchboard_core::http::{OriginPolicy, TrustedProxies};
+use switchboard_core::cluster::NodeId;
+use switchboard_core::http::{ClusterSettings, OriginPolicy, TrustedProxies};
 use switchboard_core::{Config, ServerConfig, SessionPolicy};
 
 use crate::Binary;
@@ -170,13 +171,16 @@ pub(crate) struct ServerArgs {
     /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
     #[arg(long, env = "SWITCHBOARD_TRUSTED_PROXIES")]
     trusted_proxies: Option<String>,
-    /// Redis URL for cluster mode (absent: embedded in-memory registry).
+    /// Cluster mode: the Redis every node shares, e.g. redis://127.0.0.1:6379/ (absent: a
+    /// standalone node on its embedded in-memory registry).
     #[arg(long, env = "SWITCHBOARD_REDIS")]
     redis: Option<String>,
-    /// Cluster mode: this node's name.
+    /// This node's name, 1 to 64 of [A-Za-z0-9_-], in connection ids and /api/stats (default:
+    /// random).
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     node_id: Option<String>,
-    /// Cluster mode: how long a dead node's connections stay in presence.
+    /// Cluster mode: a node refreshes its presence every ttl/3; a dead node's connections leave
+    /// presence within the ttl.
     #[arg(long, env = "SWITCHBOARD_CLUSTER_TTL", default_value = "15s", value_parser = duration)]
     cluster_ttl: Duration,
 }
@@ -189,13 +193,6 @@ pub(crate) const NO_SECRET: &str =
 impl ServerArgs {
     /// The server's configuration, or why these flags cannot start one.
     pub(crate) fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
-        if self.redis.is_some() {
-            return Err(
-                "cluster mode (--redis) is not available in this build yet; \
-                        run without --redis to use the embedded in-memory registry"
-                    .into(),
-            );
-        }
         let secret = self.jwt_secret.filter(|s| !s.is_empty()).ok_or(NO_SECRET)?;
         let session_policy = match self.session_policy {
             PolicyArg::Single => SessionPolicy::Single,
@@ -247,7 +244,16 @@ impl ServerArgs {
         config.max_connections = max_connections;
         config.allowed_origins = allowed_origins;
         config.trusted_proxies = trusted_proxies;
-        let _ = (self.node_id, self.cluster_ttl); // cluster mode only
+        config.node_id = match self.node_id.as_deref().filter(|n| !n.is_empty()) {
+            Some(node) => {
+                Some(NodeId::new(node).map_err(|e| format!("--node-id {node:?}: {e}"))?)
+            }
+            None => None,
+        };
+        config.cluster = match self.redis.filter(|u| !u.is_empty()) {
+            Some(url) => Some(cluster_settings(url, self.cluster_ttl)?),
+            None => None,
+        };
         Ok(config)
     }
 }
@@ -261,6 +267,27 @@ fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
     addrs
         .next()
         .ok_or_else(|| format!("--listen {listen:?}: the host name resolves to no address"))
+}
+
+/// Schemes of the Redis URLs the bridge connects to.
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+unix://"];
+
+fn cluster_settings(url: String, ttl: Duration) -> Result<ClusterSettings, String> {
+    if !REDIS_SCHEMES.iter().any(|s| url.starts_with(s)) {
+        return Err(format!(
+            "--redis: not a Redis URL (it must start with redis://, rediss:// or unix://), \
+             e.g. --redis redis://127.0.0.1:6379/"
+        ));
+    }
+    if ttl < Duration::from_secs(1) {
+        return Err(format!(
+            "--cluster-ttl {}: at least 1s (nodes refresh every ttl/3)",
+            humantime::format_duration(ttl)
+        ));
+    }
+    let mut settings = ClusterSettings::new(url);
+    settings.ttl = ttl;
+    Ok(settings)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -117,6 +117,14 @@ fn init_logging(format: LogFormat) {
 
 /// Says why the server cannot listen on `addr` and what to do, and gives the exit status.
 pub fn cannot_listen(binary: Binary, addr: SocketAddr, error: &io::Error) -> ExitCode {
+    if error.kind() == io::ErrorKind::InvalidInput {
+        // Not the address: the one setting a server refuses as it binds, the Redis URL.
+        eprintln!(
+            "{}: {error}; check --redis (or SWITCHBOARD_REDIS)",
+            binary.name
+        );
+        return ExitCode::from(2);
+    }
     let advice = match error.kind() {
         io::ErrorKind::AddrInUse => {
             "another process is listening there: stop it, or choose a free port with \
