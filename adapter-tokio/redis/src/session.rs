@@ -371,24 +371,23 @@ impl<'a> Session<'a> {
         let mut names = Vec::new();
         let mut confirm = Vec::new();
         while names.len() < MAX_SUBSCRIPTION_BATCH {
-            let Some((subscribe, subscription)) = self.subscriptions.front() else {
+            let Some((subscribe, subscription)) = self.subscriptions.pop_front() else {
                 break;
             };
-            let subscribe = *subscribe;
-            let Some((kind, name)) = self.layout.subscription(subscription) else {
+            let Some((kind, name)) = self.layout.subscription(&subscription) else {
                 debug!(
                     ?subscription,
                     "ignoring a subscription this bridge does not know"
                 );
-                self.subscriptions.pop_front();
                 self.shared.count_dropped(1);
                 continue;
             };
             if batch.is_some_and(|batch| batch != (subscribe, kind)) {
+                // The next batch's first.
+                self.subscriptions.push_front((subscribe, subscription));
                 break;
             }
             batch = Some((subscribe, kind));
-            let (_, subscription) = self.subscriptions.pop_front().expect("the front was seen");
             names.push(name);
             if subscribe {
                 confirm.push(subscription);
@@ -455,9 +454,11 @@ impl<'a> Session<'a> {
                             "PING on the {connection} connection failed: {error}"
                         ))
                     }
-                    Err(_) => return Err(format!(
+                    Err(_) => {
+                        return Err(format!(
                         "the {connection} connection did not answer PING within {PING_TIMEOUT:?}"
-                    )),
+                    ))
+                    }
                 }
             }
             Ok(())
