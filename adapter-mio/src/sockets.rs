@@ -11,9 +11,9 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use switchboard_adapter_kit::Clock;
 use switchboard_core::cluster::BusAction;
-use switchboard_redis::Bridge;
 use switchboard_core::http::HttpResponse;
 use switchboard_core::{CloseCode, CloseMode, ConnId, Payload, Transport, CLOSE_GRACE};
+use switchboard_redis::Bridge;
 use tracing::{debug, info, warn};
 
 use crate::outbound::Outgoing;
@@ -45,7 +45,12 @@ pub(crate) struct Sockets {
 }
 
 impl Sockets {
-    pub(crate) fn new(registry: Registry, first: usize, clock: Clock, bridge: Option<Bridge>) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        first: usize,
+        clock: Clock,
+        bridge: Option<Bridge>,
+    ) -> Self {
         Sockets {
             registry,
             first,

@@ -76,7 +76,10 @@ pub fn refuses_to_start_without_a_secret_naming_the_flag(binary: &str) {
 /// the start with a message naming the flag (and never echoes a URL, which may hold a password).
 pub fn bad_cluster_flags_fail_with_a_message_naming_the_flag(binary: &str) {
     let cases: [(&[&str], &str); 3] = [
-        (&["--redis", "http://user:hunter2@127.0.0.1:6379"], "--redis"),
+        (
+            &["--redis", "http://user:hunter2@127.0.0.1:6379"],
+            "--redis",
+        ),
         (&["--node-id", "a.b"], "--node-id"),
         (
             &["--redis", "redis://127.0.0.1:1/", "--cluster-ttl", "10ms"],
@@ -89,7 +92,10 @@ pub fn bad_cluster_flags_fail_with_a_message_naming_the_flag(binary: &str) {
         let out = run(binary, &args);
         assert_eq!(out.status.code(), Some(2), "exit status for {flags:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(named), "the message names {named}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "the message names {named}: {stderr}"
+        );
         assert!(!stderr.contains("hunter2"), "no password in: {stderr}");
     }
 }

@@ -42,12 +42,19 @@ pub(crate) struct Context {
     pub(crate) on_event: Box<dyn FnMut(BusEvent) + Send>,
 }
 
+/// How long a stopping bridge may take to write the publishes still queued.
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The bridge thread's body: runs until `stop` fires (or its sender is dropped).
 pub(crate) fn run(runtime: tokio::runtime::Runtime, context: Context, stop: oneshot::Receiver<()>) {
     runtime.block_on(async move {
+        let supervise = supervise(context);
+        tokio::pin!(supervise);
         tokio::select! {
-            _ = stop => {}
-            () = supervise(context) => {}
+            _ = stop => {
+                let _ = tokio::time::timeout(FLUSH_GRACE, &mut supervise).await;
+            }
+            () = &mut supervise => {}
         }
     });
     // Dropping the runtime ends the connections' driver tasks, which closes the sockets.

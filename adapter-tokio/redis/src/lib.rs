@@ -179,7 +179,8 @@ pub struct BridgeStats {
 /// Dropping it (or [`Bridge::stop`]) stops the thread and closes the connections; no event is
 /// reported after. It waits for the thread, so a callback that blocks forever would block it.
 pub struct Bridge {
-    actions: mpsc::UnboundedSender<Queued>,
+    /// `None` once stopping: its end tells the bridge thread to flush and finish.
+    actions: Option<mpsc::UnboundedSender<Queued>>,
     shared: Arc<Shared>,
     endpoint: Arc<str>,
     stop: Option<oneshot::Sender<()>>,
@@ -232,7 +233,7 @@ impl Bridge {
             .spawn(move || connection::run(runtime, context, stopped))
             .map_err(BridgeError::Thread)?;
         Ok(Bridge {
-            actions,
+            actions: Some(actions),
             shared,
             endpoint,
             stop: Some(stop),
@@ -271,7 +272,10 @@ impl Bridge {
             bytes,
             action,
         };
-        if let Err(mpsc::error::SendError(queued)) = self.actions.send(queued) {
+        let Some(actions) = &self.actions else {
+            return;
+        };
+        if let Err(mpsc::error::SendError(queued)) = actions.send(queued) {
             // The bridge thread is gone (its callback panicked).
             self.shared.discard(&queued);
         }
@@ -305,6 +309,9 @@ impl fmt::Debug for Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
+        // The end of the actions lets the thread write what is queued (a draining node's
+        // goodbye) before it stops, for at most `FLUSH_GRACE` after the stop signal.
+        self.actions = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -148,11 +148,19 @@ impl<'a> Session<'a> {
     ) -> End {
         let mut ticker = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The actions' sender is gone: finish the publishes queued, then end.
+        let mut closing = false;
         loop {
             self.start_batches();
+            if closing && self.publishes.is_empty() && self.publishing.is_none() {
+                return End::Closed;
+            }
             tokio::select! {
-                queued = actions.recv() => {
-                    let Some(queued) = queued else { return End::Closed };
+                queued = actions.recv(), if !closing => {
+                    let Some(queued) = queued else {
+                        closing = true;
+                        continue;
+                    };
                     self.accept(queued);
                     for _ in 1..ACCEPT_BURST {
                         let Ok(queued) = actions.try_recv() else { break };

@@ -245,9 +245,7 @@ impl ServerArgs {
         config.allowed_origins = allowed_origins;
         config.trusted_proxies = trusted_proxies;
         config.node_id = match self.node_id.as_deref().filter(|n| !n.is_empty()) {
-            Some(node) => {
-                Some(NodeId::new(node).map_err(|e| format!("--node-id {node:?}: {e}"))?)
-            }
+            Some(node) => Some(NodeId::new(node).map_err(|e| format!("--node-id {node:?}: {e}"))?),
             None => None,
         };
         config.cluster = match self.redis.filter(|u| !u.is_empty()) {

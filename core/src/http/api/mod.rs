@@ -17,9 +17,9 @@ use self::fields::Fields;
 use self::publish::publish;
 use self::queries::{presence, stats};
 use self::send::{broadcast, send};
+use crate::cluster::ClusterStatus;
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
 use crate::protocol::handshake::path_of;
-use crate::cluster::ClusterStatus;
 use crate::{Now, Switchboard};
 
 /// An `/api/*` request with its body.
@@ -260,7 +260,9 @@ mod tests {
 
     #[test]
     fn health_is_degraded_until_a_cluster_node_joins_and_while_its_bus_is_lost() {
-        use crate::cluster::{BusAction, BusEvent, ClusterConfig, NodeId, NodeIdentity, Subscription};
+        use crate::cluster::{
+            BusAction, BusEvent, ClusterConfig, NodeId, NodeIdentity, Subscription,
+        };
         let identity = NodeIdentity::new(NodeId::new("a").unwrap(), 1);
         let mut sb = new_sb().with_cluster(ClusterConfig::new(identity));
         let body = |sb: &Switchboard| {
