@@ -129,6 +129,13 @@ struct FanoutArgs {
     /// Server process to sample VmRSS from (reported, not divided).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Cluster mode: spread the subscribers over these WebSocket endpoints (comma-separated,
+    /// round-robin) instead of --url.
+    #[arg(long, value_delimiter = ',')]
+    subscriber_urls: Vec<String>,
+    /// Cluster mode: connect the publishers to this endpoint instead of --url.
+    #[arg(long)]
+    publisher_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -540,6 +547,22 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
 
 async fn fanout(args: FanoutArgs) -> Result<Value, String> {
     let target = Arc::new(Target::new(args.common.clone()).await?);
+    let at = |url: &str| {
+        let mut common = args.common.clone();
+        common.url = url.to_owned();
+        Target::new(common)
+    };
+    let mut sub_targets = Vec::new();
+    for url in &args.subscriber_urls {
+        sub_targets.push(Arc::new(at(url).await?));
+    }
+    if sub_targets.is_empty() {
+        sub_targets.push(target.clone());
+    }
+    let pub_target = match &args.publisher_url {
+        Some(url) => Arc::new(at(url).await?),
+        None => target.clone(),
+    };
     let topic: Arc<str> = args.topic.clone().into();
     let epoch = Instant::now();
     let failures = Arc::new(Failures::default());
@@ -560,7 +583,7 @@ async fn fanout(args: FanoutArgs) -> Result<Value, String> {
             .await
             .map_err(|e| e.to_string())?;
         let (target, topic, failures, received, last_rx, latencies, ready, bar) = (
-            target.clone(),
+            sub_targets[i % sub_targets.len()].clone(),
             topic.clone(),
             failures.clone(),
             received.clone(),
@@ -628,7 +651,7 @@ async fn fanout(args: FanoutArgs) -> Result<Value, String> {
     let mut publishers = Vec::with_capacity(args.publishers);
     for j in 0..args.publishers {
         let i = args.subscribers + j;
-        match target.connect(i, &target.user("pub", j)).await {
+        match pub_target.connect(i, &pub_target.user("pub", j)).await {
             Ok(ws) => publishers.push(ws),
             Err(e) => failures.record(format!("publisher: {e}")),
         }
