@@ -102,6 +102,11 @@ struct IdleArgs {
     /// How long to hold the connections once all are open.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     hold: Duration,
+    /// Subscribe every connection to this topic, and count the messages they receive while
+    /// held (`messages_received`): to see a publish made elsewhere, e.g. on another node,
+    /// reach them all.
+    #[arg(long)]
+    topic: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -450,6 +455,8 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
     let established = Arc::new(AtomicU64::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Failures::default());
+    let messages = Arc::new(AtomicU64::new(0));
+    let topic: Option<Arc<str>> = args.topic.as_deref().map(Into::into);
     let (stop_tx, stop_rx) = watch::channel(false);
     let ramp = Arc::new(Semaphore::new(args.common.ramp_concurrency.max(1)));
     let bar = progress(n as u64, "connecting");
@@ -461,17 +468,22 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
             .acquire_owned()
             .await
             .map_err(|e| e.to_string())?;
-        let (target, established, dropped, failures, bar) = (
+        let (target, established, dropped, failures, bar, messages, topic) = (
             target.clone(),
             established.clone(),
             dropped.clone(),
             failures.clone(),
             bar.clone(),
+            messages.clone(),
+            topic.clone(),
         );
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let user = target.user("idle", i);
-            let result = target.connect(i, &user).await;
+            let result = match (target.connect(i, &user).await, &topic) {
+                (Ok(mut ws), Some(topic)) => target.subscribe(&mut ws, topic).await.map(|()| ws),
+                (result, _) => result,
+            };
             // Counted before the permit goes back: the ramp ends when all permits are back.
             let mut ws = match result {
                 Ok(ws) => {
@@ -489,9 +501,17 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    msg = ws.next() => if !matches!(msg, Some(Ok(_))) {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                    msg = ws.next() => match msg {
+                        Some(Ok(Message::Text(text))) => {
+                            if text.as_str().starts_with(r#"{"type":"message""#) {
+                                messages.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
                     },
                 }
             }
@@ -539,6 +559,7 @@ async fn idle(args: IdleArgs) -> Result<Value, String> {
         "server_rss_ramped_kib": rss_ramped,
         "server_rss_after_kib": rss_after,
         "server_rss_per_conn_bytes": per_conn,
+        "messages_received": messages.load(Ordering::Relaxed),
         "first_error": failures.first(),
     }))
 }
