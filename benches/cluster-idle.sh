@@ -16,9 +16,13 @@ case "$BIN" in
     *) echo "unknown server $BIN" >&2; exit 2 ;;
 esac
 cargo build -q --release -p "$PKG" -p switchboard-benches --bin "$BIN" --bin loadgen
-T=target/release; SECRET=bench-secret; KEY=bench-key; PER=$((TOTAL / NODES)); HOLD=40
+T=target/release; SECRET=bench-secret; KEY=bench-key; PER=$((TOTAL / NODES)); HOLD=90
 PIDS=(); LG=(); OUT=$(mktemp -d)
-cleanup() { for p in "${PIDS[@]}" "${LG[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$OUT"; }
+cleanup() {
+    for p in "${PIDS[@]}" "${LG[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$OUT"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }

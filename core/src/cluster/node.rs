@@ -400,12 +400,15 @@ impl Switchboard {
     /// Applies a change to other nodes' connections, then announces how each affected user's
     /// cluster-wide count moved and settles their sessions.
     fn change_remote(&mut self, now: Now, users: &[String], change: impl FnOnce(&mut Self)) {
-        let mut before: Vec<(String, usize)> = Vec::with_capacity(users.len());
-        for user in users {
-            if !before.iter().any(|(u, _)| u == user) {
-                before.push((user.clone(), self.presence_count(user)));
-            }
-        }
+        // Sorted, so that a snapshot of many users costs O(n log n) and the pushes come out in
+        // an order that depends on the inputs only.
+        let mut users: Vec<&String> = users.iter().collect();
+        users.sort_unstable();
+        users.dedup();
+        let before: Vec<(String, usize)> = users
+            .into_iter()
+            .map(|user| (user.clone(), self.presence_count(user)))
+            .collect();
         change(self);
         for (user, count) in before {
             self.settle_sessions(now, &user);
