@@ -14,8 +14,9 @@
 //!
 //! 1. Feed an input: [`Switchboard::open`], [`Switchboard::handle_frame`],
 //!    [`Switchboard::handle_pong`], [`Switchboard::handle_closed`],
-//!    [`Switchboard::handle_violation`], [`Switchboard::handle_timeout`], or an application
-//!    command (`send_to_*`, `broadcast`, `publish`, `disconnect_*`, `shutdown`).
+//!    [`Switchboard::handle_violation`], [`Switchboard::handle_timeout`],
+//!    [`Switchboard::handle_bus`] (cluster mode: what the bus between nodes reports), or an
+//!    application command (`send_to_*`, `broadcast`, `publish`, `disconnect_*`, `shutdown`).
 //! 2. Execute what the core decided before the next input: [`Switchboard::execute`] calls the
 //!    adapter's [`Transport`] once per [`Action`], in order, and judges the backlog each send
 //!    reports (over `max_outbound_bytes`: close 4009, nothing more for that connection). While
