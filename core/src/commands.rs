@@ -138,6 +138,38 @@ impl Switchboard {
         }
     }
 
+    /// Pushes one frame to each listed connection, wherever it is (an id listed twice is
+    /// reached once). Returns how many are on this node, and the ids that reached nobody:
+    /// connections that left, or never existed.
+    pub fn send_to_conn_ids<'i>(
+        &mut self,
+        now: Now,
+        ids: impl IntoIterator<Item = &'i str>,
+        data: &RawValue,
+    ) -> (usize, Vec<String>) {
+        let mut ids: Vec<&str> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let payload = server::push(data, now.unix_millis);
+        let (mut here, mut gone) = (0, Vec::new());
+        for id in ids {
+            let location = match self.locate_conn(id) {
+                ConnLocation::Here(conn) => Some(Some(conn)),
+                ConnLocation::Elsewhere(_) => Some(None),
+                ConnLocation::Nowhere => None,
+            };
+            match location {
+                Some(Some(conn)) => {
+                    self.push_send(conn, payload.clone());
+                    here += 1;
+                }
+                Some(None) => self.cluster_forward_send(Target::Connection(id.into()), &payload),
+                None => gone.push(id.to_owned()),
+            }
+        }
+        (here, gone)
+    }
+
     /// Pushes to every connection of a user on one device, on every node in cluster mode;
     /// returns how many it reached on this node.
     pub fn send_to_device(&mut self, now: Now, user: &str, device: &str, data: &RawValue) -> usize {

@@ -174,6 +174,11 @@ impl Switchboard {
         local.chain(remote)
     }
 
+    /// A connection held by another node of the cluster, by its id, as that node announced it.
+    pub fn remote_connection(&self, id: &str) -> Option<crate::cluster::RemoteConnection<'_>> {
+        self.cluster.as_ref()?.members.connection(id)
+    }
+
     /// Whether `shutdown` was called.
     pub fn is_draining(&self) -> bool {
         self.draining.is_some()

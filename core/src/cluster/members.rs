@@ -240,6 +240,16 @@ impl Members {
     }
 }
 
+impl Members {
+    /// A connection of another node by its id (which starts with its node's name).
+    pub(crate) fn connection<'a>(&'a self, id: &str) -> Option<RemoteConnection<'a>> {
+        let node = id.split('.').next()?;
+        let (node, entry) = self.nodes.get_key_value(node)?;
+        let (id, conn) = entry.conns.get_key_value(id)?;
+        Some(RemoteConnection { node, id, conn })
+    }
+}
+
 fn unindex(users: &mut UserIndex, user: &str, node: &str, conn: &str) {
     if let Some(list) = users.get_mut(user) {
         list.retain(|(n, c)| !(&**n == node && &**c == conn));

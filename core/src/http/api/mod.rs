@@ -15,7 +15,7 @@ use self::auth::check_api_key;
 use self::disconnect::disconnect;
 use self::fields::Fields;
 use self::publish::publish;
-use self::queries::{presence, stats};
+use self::queries::{connection, presence, stats};
 use self::send::{broadcast, send};
 use crate::cluster::ClusterStatus;
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
@@ -136,6 +136,8 @@ enum Endpoint<'a> {
     Stats,
     /// The raw (still percent-encoded) user id segment.
     Presence(&'a str),
+    /// The raw connection id segment.
+    Connection(&'a str),
 }
 
 fn serve(
@@ -155,14 +157,20 @@ fn serve(
         "disconnect" => Endpoint::Disconnect,
         "stats" => Endpoint::Stats,
         "presence" => Endpoint::Presence(""),
-        _ => match rest.strip_prefix("presence/") {
+        _ => match (
+            rest.strip_prefix("presence/"),
+            rest.strip_prefix("connections/"),
+        ) {
             // A raw `/` is not part of a user id (it would be sent as `%2F`).
-            Some(user) if !user.contains('/') => Endpoint::Presence(user),
+            (Some(user), _) if !user.contains('/') => Endpoint::Presence(user),
+            (_, Some(conn)) if !conn.is_empty() && !conn.contains('/') => {
+                Endpoint::Connection(conn)
+            }
             _ => return Err(ApiError::NotFound),
         },
     };
     let want = match endpoint {
-        Endpoint::Stats | Endpoint::Presence(_) => "GET",
+        Endpoint::Stats | Endpoint::Presence(_) | Endpoint::Connection(_) => "GET",
         _ => "POST",
     };
     if req.method != want {
@@ -178,6 +186,7 @@ fn serve(
         Endpoint::Disconnect => disconnect(sb, now, &Fields::parse(req.body)?),
         Endpoint::Stats => Ok(stats(sb)),
         Endpoint::Presence(user) => presence(sb, user),
+        Endpoint::Connection(conn) => connection(sb, conn),
     }
 }
 

@@ -1,8 +1,10 @@
-//! `GET /api/stats` and `GET /api/presence/{userId}`: counts, and a user's connections.
+//! `GET /api/stats`, `GET /api/presence/{userId}` and `GET /api/connections/{connId}`: counts,
+//! a user's connections, and whether one connection is still there.
 
 use serde::Serialize;
 
 use super::{bad, ApiError};
+use crate::cluster::ConnLocation;
 use crate::http::HttpResponse;
 use crate::protocol::percent::{self, Plus};
 use crate::protocol::write_timestamp;
@@ -128,6 +130,65 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
             connections,
         },
     ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectionBody<'a> {
+    conn_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    device_id: Option<&'a str>,
+    device_name: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    ip: String,
+    connected_at: String,
+    /// Known for this node's connections only (the others announce no subscriptions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions: Option<Vec<&'a str>>,
+}
+
+/// `GET /api/connections/{connId}`: 200 and what is known of it while it is there (on any node),
+/// 410 once it is gone or if it never existed.
+pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpResponse, ApiError> {
+    let conn = percent::decode(raw_conn, Plus::Literal)
+        .ok()
+        .ok_or_else(|| bad("connection id in the path is not valid percent-encoded UTF-8"))?;
+    let body = match sb.locate_conn(&conn) {
+        ConnLocation::Here(id) => {
+            let info = sb.connection(id).ok_or(ApiError::Gone)?;
+            let mut subscriptions: Vec<&str> = info.subscriptions().collect();
+            subscriptions.sort_unstable();
+            ConnectionBody {
+                conn_id: &conn,
+                node_id: sb.node().map(|n| n.node.as_str()),
+                user_id: info.user(),
+                device_id: info.device(),
+                device_name: info.device_name(),
+                user_agent: info.user_agent(),
+                ip: info.ip().to_string(),
+                connected_at: timestamp(info.connected_at_unix_millis()),
+                subscriptions: Some(subscriptions),
+            }
+        }
+        ConnLocation::Elsewhere(_) => {
+            let info = sb.remote_connection(&conn).ok_or(ApiError::Gone)?;
+            ConnectionBody {
+                conn_id: &conn,
+                node_id: Some(info.node()),
+                user_id: Some(info.user()),
+                device_id: info.device(),
+                device_name: info.device_name(),
+                user_agent: info.user_agent(),
+                ip: info.ip().to_owned(),
+                connected_at: timestamp(info.connected_at_unix_millis()),
+                subscriptions: None,
+            }
+        }
+        ConnLocation::Nowhere => return Err(ApiError::Gone),
+    };
+    Ok(HttpResponse::json(200, &body))
 }
 
 fn timestamp(unix_millis: u64) -> String {
@@ -256,5 +317,72 @@ mod tests {
         assert_eq!(v["openedTotal"], 1);
         assert_eq!(v["framesReceivedTotal"], 1);
         assert_eq!(v["draining"], false);
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use crate::http::api::test_support::*;
+    use crate::{Frame, Handshake};
+
+    #[test]
+    fn a_connection_is_200_with_its_subscriptions_while_there_and_410_once_gone() {
+        let mut sb = new_sb();
+        let id = open(&mut sb, "alice", Some("phone"));
+        sb.handle_frame(
+            now(),
+            id,
+            Frame::Text(r#"{"type":"subscribe","topic":"chat.*"}"#),
+        );
+        drain(&mut sb);
+        let path = format!("/api/connections/{id}");
+        let r = call(&mut sb, "GET", &path, "");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            json(&r),
+            serde_json::json!({
+                "connId": id.to_string(),
+                "userId": "alice",
+                "deviceId": "phone",
+                "deviceName": "phone name",
+                "userAgent": "agent/1",
+                "ip": "192.0.2.7",
+                "connectedAt": "2026-11-23T10:00:00.123Z",
+                "subscriptions": ["chat.*"],
+            })
+        );
+        sb.handle_closed(now(), id);
+        assert_eq!(call(&mut sb, "GET", &path, "").status, 410);
+    }
+
+    #[test]
+    fn a_connection_that_never_existed_is_410_and_the_endpoint_is_get_only() {
+        let mut sb = new_sb();
+        assert_eq!(
+            call(&mut sb, "GET", "/api/connections/c-7-0", "").status,
+            410
+        );
+        assert_eq!(
+            call(&mut sb, "GET", "/api/connections/nonsense", "").status,
+            410
+        );
+        assert_eq!(
+            call(&mut sb, "POST", "/api/connections/c-7-0", "").status,
+            405
+        );
+        assert_eq!(call(&mut sb, "GET", "/api/connections/", "").status, 404);
+    }
+
+    #[test]
+    fn a_pending_connection_is_there_without_a_user() {
+        let mut sb = new_sb();
+        let id = sb
+            .open(now(), "192.0.2.7".parse().unwrap(), Handshake::default())
+            .unwrap();
+        let r = call(&mut sb, "GET", &format!("/api/connections/{id}"), "");
+        assert_eq!(
+            (r.status, json(&r)["userId"].clone()),
+            (200, serde_json::Value::Null)
+        );
     }
 }

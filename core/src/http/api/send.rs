@@ -17,6 +17,9 @@ pub(super) fn send(
     now: Now,
     f: &Fields<'_>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(ids) = f.raw("connIds") {
+        return send_to_conn_ids(sb, now, f, ids);
+    }
     let user = f.user_id()?;
     let device = f.device_id()?;
     let conn = f.string("connId")?;
@@ -61,6 +64,42 @@ pub(super) fn send(
         None => sb.send_to_user(now, &user, data),
     };
     Ok(delivered(n))
+}
+
+/// Most connection ids in one `POST /api/send`.
+const MAX_CONN_IDS: usize = 1000;
+
+/// `POST /api/send {"connIds":[…],"data"}`: one push to each, and the ids that reached nobody.
+fn send_to_conn_ids(
+    sb: &mut Switchboard,
+    now: Now,
+    f: &Fields<'_>,
+    ids: &serde_json::value::RawValue,
+) -> Result<HttpResponse, ApiError> {
+    if ["userId", "deviceId", "connId"]
+        .iter()
+        .any(|k| f.raw(k).is_some())
+    {
+        return Err(bad(
+            "field `connIds` names the connections alone: without `userId`, `deviceId` or `connId`",
+        ));
+    }
+    let ids: Vec<String> = serde_json::from_str(ids.get())
+        .map_err(|_| bad("field `connIds` must be an array of strings"))?;
+    if ids.is_empty() || ids.len() > MAX_CONN_IDS {
+        return Err(bad(format!(
+            "field `connIds` must list 1 to {MAX_CONN_IDS} connection ids, not {}",
+            ids.len()
+        )));
+    }
+    let data = f.required_raw("data")?;
+    let (delivered, gone) = sb.send_to_conn_ids(now, ids.iter().map(String::as_str), data);
+    #[derive(serde::Serialize)]
+    struct Body {
+        delivered: usize,
+        gone: Vec<String>,
+    }
+    Ok(HttpResponse::json(200, &Body { delivered, gone }))
 }
 
 pub(super) fn broadcast(
@@ -241,5 +280,60 @@ mod tests {
         }
         let r = call(&mut sb, "POST", "/api/broadcast", r#"{"userIds":["a"]}"#);
         assert_eq!(error_of(&r), (400, "missing field `data`".to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod conn_ids_tests {
+    use crate::http::api::test_support::*;
+
+    #[test]
+    fn send_to_conn_ids_pushes_once_to_each_and_lists_those_that_reached_nobody() {
+        let mut sb = new_sb();
+        let a = open(&mut sb, "alice", None);
+        let b = open(&mut sb, "bob", None);
+        let gone = open(&mut sb, "carol", None);
+        sb.handle_closed(now(), gone);
+        drain(&mut sb);
+        let body =
+            format!(r#"{{"connIds":["{a}","{b}","{a}","{gone}","c-99-0"],"data":{{"x":1}}}}"#);
+        let r = call(&mut sb, "POST", "/api/send", &body);
+        assert_eq!(r.status, 200);
+        let mut want_gone = vec![gone.to_string(), "c-99-0".to_owned()];
+        want_gone.sort();
+        assert_eq!(
+            json(&r),
+            serde_json::json!({"delivered": 2, "gone": want_gone})
+        );
+        let mut got: Vec<_> = sends(&drain(&mut sb)).into_iter().map(|(c, _)| c).collect();
+        got.sort();
+        assert_eq!(got, [a, b], "one push each, a listed twice reached once");
+    }
+
+    #[test]
+    fn send_to_conn_ids_takes_1_to_1000_ids_and_no_user() {
+        let mut sb = new_sb();
+        let cases = [
+            r#"{"connIds":[],"data":1}"#.to_owned(),
+            r#"{"connIds":"c-0-0","data":1}"#.to_owned(),
+            r#"{"connIds":["c-0-0"],"userId":"alice","data":1}"#.to_owned(),
+            r#"{"connIds":["c-0-0"]}"#.to_owned(),
+            format!(
+                r#"{{"connIds":{},"data":1}}"#,
+                serde_json::json!(vec!["c-0-0"; 1001])
+            ),
+        ];
+        for body in &cases {
+            assert_eq!(
+                error_of(&call(&mut sb, "POST", "/api/send", body)).0,
+                400,
+                "{body}"
+            );
+        }
+        let at_limit = format!(
+            r#"{{"connIds":{},"data":1}}"#,
+            serde_json::json!(vec!["c-0-0"; 1000])
+        );
+        assert_eq!(call(&mut sb, "POST", "/api/send", &at_limit).status, 200);
     }
 }
