@@ -595,7 +595,7 @@ impl Switchboard {
         let Some(glob) = glob_of(pattern) else {
             return;
         };
-        let held = cluster.routing.take_waiting(&glob, id);
+        let held = cluster.routing.take_waiting(&glob, id, pattern);
         let gone = cluster.routing.release(&glob);
         let down = cluster.bus == Bus::Down || cluster.departed;
         self.reply_subscribed(now, held);

@@ -102,14 +102,20 @@ impl Routing {
         }
     }
 
-    /// The replies of one connection that wait for `glob` (it unsubscribes or leaves first).
-    pub(crate) fn take_waiting(&mut self, glob: &str, conn: ConnId) -> Vec<PendingReply> {
+    /// The replies of one connection's `pattern` that wait for `glob` (it unsubscribes or
+    /// leaves first). Its other patterns of the same glob still wait.
+    pub(crate) fn take_waiting(
+        &mut self,
+        glob: &str,
+        conn: ConnId,
+        pattern: &Pattern,
+    ) -> Vec<PendingReply> {
         let Some(entry) = self.globs.get_mut(glob) else {
             return Vec::new();
         };
         let (mine, rest) = std::mem::take(&mut entry.waiting)
             .into_iter()
-            .partition(|r| r.conn == conn);
+            .partition(|r| r.conn == conn && r.pattern == *pattern);
         entry.waiting = rest;
         mine
     }

@@ -185,6 +185,34 @@ fn subscribed_is_answered_only_once_the_bus_confirmed_the_glob() {
 }
 
 #[test]
+fn a_subscribed_held_for_one_pattern_is_not_released_by_unsubscribing_another_of_the_same_glob() {
+    let mut cl = Cluster::joined(2, TTL);
+    let c = cl.open(B, "u1", None);
+    cl.deliver_all();
+    // `news.*` and `news.**` share the glob `news.*`.
+    cl.subscribe(c, "news.*");
+    cl.subscribe(c, "news.**");
+    cl.unsubscribe(c, "news.*");
+    let kinds: Vec<(String, String)> = cl.clients[c]
+        .frames
+        .iter()
+        .skip(1)
+        .map(|f| (f["type"].to_string(), f["topic"].to_string()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (r#""subscribed""#.into(), r#""news.*""#.into()),
+            (r#""unsubscribed""#.into(), r#""news.*""#.into()),
+        ],
+        "the one given up is answered; `news.**` still waits for the bus"
+    );
+    cl.deliver_all();
+    assert!(cl.clients[c].subscribed_to("news.**"));
+    cl.assert_ok();
+}
+
+#[test]
 fn a_node_listens_only_to_globs_its_connections_need_from_first_holder_to_last() {
     let mut cl = Cluster::joined(2, TTL);
     let x = cl.open(B, "u1", None);

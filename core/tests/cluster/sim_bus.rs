@@ -556,7 +556,10 @@ impl Cluster {
             }
             "subscribed" => {
                 let pattern = frame["topic"].as_str().unwrap().to_owned();
-                if let Some(glob) = glob_for(&pattern) {
+                // (A `subscribed` held for a pattern given up since is answered just before
+                // its `unsubscribed`: it promises nothing.)
+                let held = client.patterns.contains(&pattern);
+                if let Some(glob) = glob_for(&pattern).filter(|_| held) {
                     let n = &self.nodes[node];
                     let waiting = n.outstanding.get(&glob).copied().unwrap_or(0);
                     let listening = self.bus.topic_globs(node).contains(&glob);
@@ -567,7 +570,7 @@ impl Cluster {
                         ));
                     }
                 }
-                if client.patterns.contains(&pattern) {
+                if held {
                     let generation = client.generation;
                     client.subscribed.insert(pattern, generation);
                 }
