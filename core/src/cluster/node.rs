@@ -226,6 +226,9 @@ impl Switchboard {
                     joined: false,
                 };
                 let globs = cluster.routing.globs();
+                for glob in &globs {
+                    cluster.routing.sent(glob);
+                }
                 self.bus(BusAction::Subscribe(Subscription::Members));
                 self.bus(BusAction::Subscribe(Subscription::Commands));
                 for glob in globs {
@@ -568,6 +571,7 @@ impl Switchboard {
             return false;
         };
         if cluster.routing.hold(&glob) && cluster.bus != Bus::Down {
+            cluster.routing.sent(&glob);
             self.bus(BusAction::Subscribe(Subscription::Topics(glob.clone())));
         }
         let Some(cluster) = self.cluster.as_mut() else {

@@ -213,6 +213,29 @@ fn a_subscribed_held_for_one_pattern_is_not_released_by_unsubscribing_another_of
 }
 
 #[test]
+fn a_confirmation_of_a_subscribe_made_before_an_unsubscribe_answers_no_later_subscribe() {
+    let mut cl = Cluster::joined(2, TTL);
+    let c = cl.open(B, "u1", None);
+    let other = cl.open(B, "u2", None);
+    cl.deliver_all();
+    cl.subscribe(c, "x.y");
+    cl.unsubscribe(c, "x.y");
+    cl.subscribe(other, "x.y");
+    assert_eq!(topic_subscribes(&cl, B), ["+x.y", "-x.y", "+x.y"]);
+    // The bus answers the first Subscribe: the second is not confirmed yet (the bus may not have
+    // processed it, and it processed an Unsubscribe in between).
+    assert!(cl.deliver(B));
+    assert!(
+        !cl.clients[other].subscribed_to("x.y"),
+        "{:?}",
+        cl.clients[other].frames
+    );
+    assert!(cl.deliver(B));
+    assert!(cl.clients[other].subscribed_to("x.y"));
+    cl.assert_ok();
+}
+
+#[test]
 fn a_node_listens_only_to_globs_its_connections_need_from_first_holder_to_last() {
     let mut cl = Cluster::joined(2, TTL);
     let x = cl.open(B, "u1", None);
