@@ -556,12 +556,14 @@ impl Switchboard {
         }
     }
 
-    /// A local subscription was added: listen to its glob. Returns whether its `subscribed`
-    /// reply must wait for the bus to confirm the glob (the reply is then held here).
+    /// A local subscription was asked for: if it is `new`, listen to its glob. Returns whether
+    /// its `subscribed` reply must wait for the bus to confirm the glob (the reply is then held
+    /// here), which a repeated subscribe to a pattern still waiting must too.
     pub(crate) fn cluster_subscribed(
         &mut self,
         id: ConnId,
         pattern: &Pattern,
+        new: bool,
         reply_id: Option<&str>,
     ) -> bool {
         let Some(cluster) = self.cluster.as_mut() else {
@@ -570,7 +572,7 @@ impl Switchboard {
         let Some(glob) = glob_of(pattern) else {
             return false;
         };
-        if cluster.routing.hold(&glob) && cluster.bus != Bus::Down {
+        if new && cluster.routing.hold(&glob) && cluster.bus != Bus::Down {
             cluster.routing.sent(&glob);
             self.bus(BusAction::Subscribe(Subscription::Topics(glob.clone())));
         }

@@ -236,6 +236,23 @@ fn a_confirmation_of_a_subscribe_made_before_an_unsubscribe_answers_no_later_sub
 }
 
 #[test]
+fn subscribing_again_to_a_pattern_still_waiting_for_the_bus_waits_too() {
+    let mut cl = Cluster::joined(2, TTL);
+    let c = cl.open(B, "u1", None);
+    cl.deliver_all();
+    cl.subscribe(c, "chat.*");
+    cl.subscribe(c, "chat.*");
+    assert!(
+        cl.clients[c].of_type("subscribed").is_empty(),
+        "{:?}",
+        cl.clients[c].frames
+    );
+    cl.deliver_all();
+    assert_eq!(cl.clients[c].of_type("subscribed").len(), 2);
+    cl.assert_ok();
+}
+
+#[test]
 fn a_node_listens_only_to_globs_its_connections_need_from_first_holder_to_last() {
     let mut cl = Cluster::joined(2, TTL);
     let x = cl.open(B, "u1", None);
