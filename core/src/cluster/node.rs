@@ -678,13 +678,15 @@ impl Switchboard {
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    /// Local connections plus those on other nodes: the count presence reports.
+    /// Local connections plus those on other nodes, but for those that lose to newer ones
+    /// under the session policy: the count presence reports.
     pub(crate) fn presence_count(&self, user: &str) -> usize {
-        self.registry.user_conns(user).len()
-            + self
-                .cluster
-                .as_ref()
-                .map_or(0, |c| c.members.user_count(user))
+        let local = self.registry.user_conns(user).len();
+        match &self.cluster {
+            // Alone, the connections here keep the policy among themselves.
+            Some(c) if c.members.user_count(user) > 0 => self.winning_sessions(user),
+            _ => local,
+        }
     }
 
     /// The shared name of a user online anywhere.

@@ -436,6 +436,78 @@ fn a_dead_node_users_go_offline_on_the_others_within_the_ttl_with_one_offline_pu
 }
 
 #[test]
+fn a_user_who_reconnects_elsewhere_counts_only_the_new_connection() {
+    // The old connection closed first (the client's side closed, its node noticed).
+    let mut cl = Cluster::joined(3, TTL);
+    let watcher = cl.open(C, "w", None);
+    subscribe_confirmed(&mut cl, watcher, "presence.u");
+    let old = cl.open(A, "u", Some("phone"));
+    cl.deliver_all();
+    cl.close(old);
+    let new = cl.open(B, "u", Some("phone"));
+    cl.deliver_all();
+    assert!(cl.clients[new].live());
+    assert_eq!(counts(&cl, "u"), [1, 1, 1]);
+    cl.assert_ok();
+
+    // The old connection is a zombie its node has not noticed yet: the new one replaces it.
+    let mut cl = Cluster::joined(3, TTL);
+    let watchers: Vec<usize> = [A, B, C]
+        .into_iter()
+        .map(|n| {
+            let w = cl.open(n, "w", None);
+            subscribe_confirmed(&mut cl, w, "presence.u");
+            w
+        })
+        .collect();
+    let old = cl.open(A, "u", Some("phone"));
+    cl.deliver_all();
+    cl.advance(ms(20));
+    let new = cl.open(B, "u", Some("phone"));
+    cl.deliver_all();
+    assert_eq!(cl.clients[old].closes, [4001]);
+    assert!(cl.clients[new].live());
+    assert_eq!(counts(&cl, "u"), [1, 1, 1]);
+    for (n, &w) in watchers.iter().enumerate() {
+        let pushes = cl.clients[w].presence_counts("u");
+        assert!(
+            pushes.iter().all(|&k| k <= 1) && pushes.last() == Some(&1),
+            "node {n}: u's count went {pushes:?}"
+        );
+        assert!(
+            cl.nodes[n]
+                .presence
+                .iter()
+                .all(|(u, online, _)| u != "u" || *online),
+            "node {n} never heard u go offline: {:?}",
+            cl.nodes[n].presence
+        );
+    }
+    cl.assert_ok();
+
+    // The old connection's node died: the user reconnects elsewhere before it expires.
+    let mut cl = Cluster::joined(3, TTL);
+    let watcher = cl.open(C, "w", None);
+    subscribe_confirmed(&mut cl, watcher, "presence.u");
+    cl.open(A, "u", Some("phone"));
+    cl.deliver_all();
+    cl.advance(ms(20));
+    cl.kill(A);
+    let new = cl.open(B, "u", Some("phone"));
+    cl.deliver_all();
+    assert_eq!(
+        counts(&cl, "u"),
+        [1, 1],
+        "at once, not once a's ttl is over"
+    );
+    cl.settle();
+    assert!(cl.clients[new].live());
+    assert_eq!(counts(&cl, "u"), [1, 1]);
+    assert_eq!(cl.clients[watcher].presence_counts("u"), [0, 1]);
+    cl.assert_ok();
+}
+
+#[test]
 fn while_the_bus_is_lost_each_node_serves_its_own_clients_and_nothing_is_delivered_twice() {
     let mut cl = Cluster::joined(2, TTL);
     let pa = cl.open(A, "pa", None);
