@@ -323,6 +323,23 @@ impl Switchboard {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        // A node heard of anew but by its snapshot was taken for dead while it lived (its
+        // messages were late): ask it for its connections, which nothing else would announce.
+        if cluster.members.run_of(&node).is_none()
+            && !matches!(header, Header::Snapshot { .. })
+            && cluster.joined()
+        {
+            let (me, my_boot) = cluster.me();
+            let ask = Header::Ask {
+                node: me.into(),
+                boot: my_boot,
+                of: node.to_string(),
+            };
+            self.publish_header(Channel::Members, &ask, None);
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
         let entry = cluster.members.heard(now.instant, &node, boot);
         match header {
             Header::Publish { seq, .. } => {
@@ -380,6 +397,11 @@ impl Switchboard {
                     }
                 });
                 if hello && self.cluster.as_ref().is_some_and(|c| c.joined()) {
+                    self.publish_snapshot(false);
+                }
+            }
+            Header::Ask { of, .. } => {
+                if of == cluster.me().0 && cluster.joined() {
                     self.publish_snapshot(false);
                 }
             }

@@ -436,6 +436,28 @@ fn a_dead_node_users_go_offline_on_the_others_within_the_ttl_with_one_offline_pu
 }
 
 #[test]
+fn a_node_wrongly_expired_while_its_messages_were_late_is_relearned_when_heard_again() {
+    let mut cl = Cluster::joined(2, TTL);
+    cl.open(A, "u", Some("phone"));
+    cl.open(A, "u", None);
+    cl.deliver_all();
+    let watcher = cl.open(B, "w", None);
+    subscribe_confirmed(&mut cl, watcher, "presence.u");
+    assert_eq!(counts(&cl, "u"), [2, 2]);
+    // b's events are held back (a stall, a lagging bus) while its clock runs past the ttl: it
+    // takes a for dead, and a, hearing b, just as wrongly takes b for dead.
+    cl.advance(TTL + ms(1));
+    assert_eq!(counts(&cl, "u"), [2, 0]);
+    // Everything late arrives: a is heard again, and b learns a's connections anew.
+    cl.deliver_all();
+    cl.run_for(TTL * 2);
+    assert_eq!(counts(&cl, "u"), [2, 2]);
+    assert_eq!(cl.sb(B).node_count(), 2);
+    assert_eq!(cl.clients[watcher].presence_counts("u"), [2, 0, 2]);
+    cl.assert_ok();
+}
+
+#[test]
 fn a_user_who_reconnects_elsewhere_counts_only_the_new_connection() {
     // The old connection closed first (the client's side closed, its node noticed).
     let mut cl = Cluster::joined(3, TTL);

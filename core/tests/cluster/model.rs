@@ -138,8 +138,7 @@ impl Run {
             Op::Open { node, user, device } => {
                 let node = self.node(node);
                 if self.cl.nodes[node].alive() {
-                    self.cl
-                        .open(node, USERS[user], device.map(|d| DEVICES[d]));
+                    self.cl.open(node, USERS[user], device.map(|d| DEVICES[d]));
                 }
             }
             Op::Close { client } => {
@@ -260,7 +259,10 @@ impl Run {
             for user in USERS {
                 for device in DEVICES {
                     let here = sb.device_connections(user, device).count();
-                    assert!(here <= 1, "after {op:?}: node {n} holds {here} of {user}/{device}");
+                    assert!(
+                        here <= 1,
+                        "after {op:?}: node {n} holds {here} of {user}/{device}"
+                    );
                 }
                 let events: Vec<bool> = node
                     .presence
