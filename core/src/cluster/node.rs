@@ -79,6 +79,11 @@ impl Cluster {
         matches!(self.bus, Bus::Up { joined: true, .. }) && !self.departed
     }
 
+    /// Connected to the bus, joined or not yet: what it publishes reaches the others.
+    fn on_bus(&self) -> bool {
+        matches!(self.bus, Bus::Up { .. }) && !self.departed
+    }
+
     fn me(&self) -> (&str, u32) {
         let id = &self.config.identity;
         (id.node.as_str(), id.boot)
@@ -637,7 +642,7 @@ impl Switchboard {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        if !cluster.joined() {
+        if !cluster.on_bus() {
             return;
         }
         cluster.publish_seq += 1;
@@ -652,7 +657,7 @@ impl Switchboard {
 
     /// An application push: the other nodes deliver it to their connections among `to`.
     pub(crate) fn cluster_forward_send(&mut self, to: Target, frame: &Payload) {
-        let Some(cluster) = self.cluster.as_ref().filter(|c| c.joined()) else {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.on_bus()) else {
             return;
         };
         let (node, boot) = cluster.me();
@@ -666,7 +671,7 @@ impl Switchboard {
 
     /// An application disconnect: the other nodes close their connections among `to`.
     pub(crate) fn cluster_forward_disconnect(&mut self, to: Target, code: CloseCode, reason: &str) {
-        let Some(cluster) = self.cluster.as_ref().filter(|c| c.joined()) else {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.on_bus()) else {
             return;
         };
         let (node, boot) = cluster.me();
@@ -685,10 +690,10 @@ impl Switchboard {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        let joined = cluster.joined();
+        let on_bus = cluster.on_bus();
         cluster.departed = true;
         cluster.claims.clear();
-        if joined {
+        if on_bus {
             let (node, boot) = cluster.me();
             let header = Header::Bye {
                 node: node.into(),

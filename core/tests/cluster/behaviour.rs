@@ -571,6 +571,37 @@ fn while_the_bus_is_lost_each_node_serves_its_own_clients_and_nothing_is_deliver
 }
 
 #[test]
+fn what_a_node_publishes_between_the_bus_returning_and_joining_reaches_the_others() {
+    let mut cl = Cluster::joined(2, TTL);
+    let sub = cl.open(A, "s", None);
+    subscribe_confirmed(&mut cl, sub, "chat.*");
+    let user = cl.open(A, "u", None);
+    let publisher = cl.open(B, "p", None);
+    cl.deliver_all();
+    cl.lose(B);
+    cl.restore(B);
+    // b is on the bus again, but has not heard its subscriptions confirmed yet.
+    assert_eq!(cl.sb(B).cluster_status(), ClusterStatus::Degraded);
+    let tag = cl.publish(publisher, "chat.lobby");
+    cl.input(B, |sb, now| sb.send_to_user(now, "u", &raw("7")));
+    cl.deliver_all();
+    assert_eq!(cl.sb(B).cluster_status(), ClusterStatus::Joined);
+    assert_eq!(cl.clients[sub].tags(), [tag]);
+    assert_eq!(cl.clients[user].of_type("push").len(), 1);
+
+    // Its goodbye too: drained before joining, its users leave the others' presence at once.
+    assert_eq!(cl.sb(A).connection_count("p"), 1);
+    cl.lose(B);
+    cl.restore(B);
+    let deadline = Instant::from_millis(cl.t_ms + 1_000);
+    cl.input(B, |sb, now| sb.shutdown(now, deadline));
+    cl.deliver_all();
+    assert_eq!(cl.sb(A).connection_count("p"), 0);
+    assert_eq!(cl.sb(A).node_count(), 1);
+    cl.assert_ok();
+}
+
+#[test]
 fn after_the_bus_returns_nodes_resubscribe_reannounce_and_repair_a_broken_session_policy() {
     for first in [A, B] {
         let mut cl = Cluster::joined(2, TTL);
