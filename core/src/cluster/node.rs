@@ -319,10 +319,10 @@ impl Switchboard {
         let node: Arc<str> = node.into();
         if cluster.members.run_of(&node).is_some_and(|b| b != boot) {
             // A new run of that node: the old one is over, and so are its connections.
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, false);
         }
         if let Header::Bye { .. } = header {
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, false);
             return;
         }
         let Some(cluster) = self.cluster.as_mut() else {
@@ -455,8 +455,8 @@ impl Switchboard {
         }
     }
 
-    /// A node is gone (expired, said goodbye, or restarted): its users leave presence.
-    fn forget_node(&mut self, now: Now, node: &str) {
+    /// A node is gone (`expired`, or it said goodbye, or restarted): its users leave presence.
+    fn forget_node(&mut self, now: Now, node: &str, expired: bool) {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
@@ -468,7 +468,11 @@ impl Switchboard {
             .collect();
         self.change_remote(now, &users, |sb| {
             if let Some(c) = sb.cluster.as_mut() {
-                c.members.remove_node(node);
+                if expired {
+                    c.members.expire(node);
+                } else {
+                    c.members.remove_node(node);
+                }
             }
         });
     }
@@ -551,7 +555,7 @@ impl Switchboard {
             return;
         };
         for node in cluster.members.expired(now.instant, cluster.config.ttl) {
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, true);
         }
     }
 

@@ -458,6 +458,30 @@ fn a_node_wrongly_expired_while_its_messages_were_late_is_relearned_when_heard_a
 }
 
 #[test]
+fn a_publish_whose_copies_straddle_an_expiry_is_still_delivered_once() {
+    let mut cl = Cluster::joined(2, TTL);
+    let publisher = cl.open(A, "p", None);
+    let sub = cl.open(B, "s", None);
+    // Two globs match the topic: the bus carries each publish to b twice.
+    subscribe_confirmed(&mut cl, sub, "chat.*");
+    subscribe_confirmed(&mut cl, sub, "*.lobby");
+    assert_eq!(globs(&cl, B), ["*.lobby", "chat.*"]);
+    cl.deliver_all();
+    let tag = cl.publish(publisher, "chat.lobby");
+    assert_eq!(cl.bus.ports[B].queue.len(), 2);
+    assert!(cl.deliver(B));
+    assert_eq!(cl.clients[sub].tags(), [tag]);
+    // b's clock runs past the ttl before the second copy: it takes a for dead meanwhile.
+    cl.advance(TTL + ms(1));
+    cl.deliver_all();
+    cl.run_for(TTL);
+    let next = cl.publish(publisher, "chat.lobby");
+    cl.deliver_all();
+    assert_eq!(cl.clients[sub].tags(), [tag, next]);
+    cl.assert_ok();
+}
+
+#[test]
 fn a_user_who_reconnects_elsewhere_counts_only_the_new_connection() {
     // The old connection closed first (the client's side closed, its node noticed).
     let mut cl = Cluster::joined(3, TTL);

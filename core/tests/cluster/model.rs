@@ -88,7 +88,7 @@ fn op() -> impl Strategy<Value = Op> {
     let client = 0usize..64;
     let node = 0usize..3;
     prop_oneof![
-        4 => (node.clone(), 0..USERS.len(), proptest::option::weighted(0.8, 0..DEVICES.len()))
+        4 => (node.clone(), 0..USERS.len(), proptest::option::weighted(0.6, 0..DEVICES.len()))
             .prop_map(|(node, user, device)| Op::Open { node, user, device }),
         1 => client.clone().prop_map(|client| Op::Close { client }),
         4 => (client.clone(), 0..PATTERNS.len())
@@ -96,7 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (client.clone(), 0..PATTERNS.len())
             .prop_map(|(client, pattern)| Op::Unsubscribe { client, pattern }),
         5 => (client, 0..TOPICS.len()).prop_map(|(client, topic)| Op::Publish { client, topic }),
-        10 => (node.clone(), 1usize..5).prop_map(|(node, count)| Op::Deliver { node, count }),
+        10 => (node.clone(), 1usize..8).prop_map(|(node, count)| Op::Deliver { node, count }),
         3 => (0u64..1_500).prop_map(|ms| Op::Advance { ms }),
         1 => proptest::option::of(node.clone()).prop_map(|node| Op::Lose { node }),
         1 => proptest::option::of(node.clone()).prop_map(|node| Op::Restore { node }),
@@ -128,9 +128,12 @@ impl Run {
         i % self.cl.nodes.len()
     }
 
+    /// One of the live clients (those gone have nothing left to do).
     fn pick(&self, i: usize) -> Option<usize> {
-        let n = self.cl.clients.len();
-        (n > 0).then(|| i % n)
+        let live: Vec<usize> = (0..self.cl.clients.len())
+            .filter(|&c| self.cl.clients[c].live())
+            .collect();
+        (!live.is_empty()).then(|| live[i % live.len()])
     }
 
     fn step(&mut self, op: &Op) {
@@ -402,7 +405,7 @@ proptest! {
     #[test]
     fn the_cluster_keeps_its_invariants_under_races_outages_and_a_death(
         nodes in 2usize..=3,
-        ops in proptest::collection::vec(op(), 1..80),
+        ops in proptest::collection::vec(op(), 20..200),
     ) {
         let mut run = Run {
             cl: Cluster::joined(nodes, Duration::from_millis(TTL_MS)),
@@ -413,5 +416,24 @@ proptest! {
             run.step(op);
         }
         run.settle();
+        {
+            use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+            static STATS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+            let cl = &run.cl;
+            let msgs: usize = cl.clients.iter().map(|c| c.tags().len()).sum();
+            let remote_msgs: usize = cl.clients.iter().map(|c| c.tags().len()).sum();
+            let r4001 = cl.clients.iter().filter(|c| c.closes.contains(&4001)).count();
+            let killed = run.killed as usize;
+            let losses: u64 = cl.bus.ports.iter().map(|p| p.losses).sum();
+            let presence: usize = cl.clients.iter().map(|c| c.of_type("presence").len()).sum();
+            let asks: usize = cl.nodes.iter().map(|n| n.bus_log.iter().filter(|a| format!("{a:?}").contains("ask")).count()).sum();
+            let _ = remote_msgs;
+            let subscribed: usize = cl.clients.iter().map(|c| c.subscribed.len()).sum();
+            eprintln!("case: clients {} live {} subscribed-holdings {} msgs {} tag {}", cl.clients.len(), cl.clients.iter().filter(|c| c.live()).count(), subscribed, msgs, cl.clients.iter().flat_map(|c| c.tags()).max().unwrap_or(0));
+            for (i, v) in [1usize, cl.clients.len(), msgs, r4001, killed, losses as usize, presence, asks].into_iter().enumerate() {
+                STATS[i].fetch_add(v as u64, Relaxed);
+            }
+            eprintln!("STATS cases/clients/msgs/4001/killed/losses/presence/asks {:?}", STATS.iter().map(|a| a.load(Relaxed)).collect::<Vec<_>>());
+        }
     }
 }
