@@ -74,7 +74,8 @@ impl Switchboard {
                 return self.reply_error(now, id, code::FORBIDDEN, msg, reply_id);
             }
         }
-        if !conn.subscriptions.contains(&pattern) {
+        let new = !conn.subscriptions.contains(&pattern);
+        if new {
             if conn.subscriptions.len() >= self.config.max_subscriptions {
                 let msg = format!(
                     "too many subscriptions: at most {}",
@@ -84,9 +85,10 @@ impl Switchboard {
             }
             conn.subscriptions.insert(pattern.clone());
             self.topics.insert(&pattern, id);
-            if self.cluster_subscribed(id, &pattern, reply_id) {
-                return; // `subscribed` once the bus routes the pattern
-            }
+        }
+        // Held (a repeated subscribe too) until the bus routes the pattern.
+        if self.cluster_subscribed(id, &pattern, new, reply_id) {
+            return;
         }
         self.push_send(
             id,

@@ -470,6 +470,15 @@ impl Switchboard {
     /// Removes a connection from every index, tells the adapter what to do with its transport,
     /// and announces the presence change.
     pub(crate) fn leave(&mut self, now: Now, id: ConnId, how: Leave) {
+        // In cluster mode a departure may let a connection elsewhere count again (one it had
+        // outranked): the count is taken before, not inferred.
+        let before = match (
+            &self.cluster,
+            self.registry.get(id).and_then(|c| c.session()),
+        ) {
+            (Some(_), Some(session)) => Some(self.presence_count(&session.user)),
+            _ => None,
+        };
         let Some(conn) = self.registry.remove(id) else {
             return;
         };
@@ -522,7 +531,7 @@ impl Switchboard {
         if let Some(session) = conn.session() {
             let after = self.presence_count(&session.user);
             let change = PresenceChange {
-                before: after + 1,
+                before: before.unwrap_or(after + 1),
                 after,
             };
             self.presence_changed(now, &session.user, change);

@@ -82,6 +82,10 @@ type UserIndex = Map<Arc<str>, SmallVec<[(Arc<str>, Arc<str>); 2]>>;
 pub(crate) struct Members {
     pub(crate) nodes: Map<Arc<str>, RemoteNode>,
     users: UserIndex,
+    /// Nodes expired without a goodbye, each with its run and the highest publish number
+    /// delivered from it: if it lived after all (its messages were late), the copies of a
+    /// publish still on their way are not delivered again. One small entry per node that died.
+    expired: Map<Arc<str>, (u32, u64)>,
     seed: u64,
 }
 
@@ -90,6 +94,7 @@ impl Members {
         Members {
             nodes: Map::with_hasher(hasher(seed)),
             users: Map::with_hasher(hasher(seed)),
+            expired: Map::with_hasher(hasher(seed)),
             seed,
         }
     }
@@ -103,10 +108,15 @@ impl Members {
     /// dropped an entry of another run first.
     pub(crate) fn heard(&mut self, now: Instant, node: &str, boot: u32) -> &mut RemoteNode {
         if !self.nodes.contains_key(node) {
+            // The same run, expired while it lived: its publishes go on from where they were.
+            let publish_seq = match self.expired.remove(node) {
+                Some((run, seq)) if run == boot => seq,
+                _ => 0,
+            };
             let entry = RemoteNode {
                 boot,
                 last_heard: now,
-                publish_seq: 0,
+                publish_seq,
                 conns: Map::with_hasher(hasher(self.seed)),
             };
             self.nodes.insert(node.into(), entry);
@@ -162,10 +172,21 @@ impl Members {
         Some(old.user)
     }
 
-    /// Forgets `node` and every connection it held.
+    /// Forgets `node` and every connection it held (it said goodbye, or a new run replaced it).
     pub(crate) fn remove_node(&mut self, node: &str) {
         self.clear_node(node);
         self.nodes.remove(node);
+        self.expired.remove(node);
+    }
+
+    /// Forgets `node`, unheard of for the ttl, and every connection it held, but for the
+    /// number of the last publish delivered from its run.
+    pub(crate) fn expire(&mut self, node: &str) {
+        let last = self.nodes.get(node).map(|n| (n.boot, n.publish_seq));
+        self.remove_node(node);
+        if let Some(last) = last {
+            self.expired.insert(node.into(), last);
+        }
     }
 
     /// Whether `node` announced a connection with this id.

@@ -11,9 +11,11 @@
 //! - **Membership**: each node announces the connections it holds (with their session rank),
 //!   withdraws them when they leave, sends a snapshot when it joins or the bus returns, and a
 //!   heartbeat every `ttl / 3`. A node unheard of for `ttl` is expired: its users leave presence.
+//!   One heard again after that (it lived; its messages were late) is asked for its snapshot.
 //! - **Sessions**: every authenticated connection takes a rank (when its node authenticated it,
 //!   then a per-user epoch from the bus's counter); under the session policy, the higher rank
-//!   wins on every node, and each node closes its own losers with 4001.
+//!   wins on every node, and each node closes its own losers with 4001. Presence counts the
+//!   winners only: a loser counts no more even before its node closes it (or if it died).
 //! - **Commands**: sends, broadcasts and disconnects reach the user's connections on every node.
 //! - **Bus lost**: each node serves its own clients alone; when the bus returns it subscribes,
 //!   announces and claims again, and any session conflict of the outage is settled by rank.

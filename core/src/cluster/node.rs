@@ -79,6 +79,11 @@ impl Cluster {
         matches!(self.bus, Bus::Up { joined: true, .. }) && !self.departed
     }
 
+    /// Connected to the bus, joined or not yet: what it publishes reaches the others.
+    fn on_bus(&self) -> bool {
+        matches!(self.bus, Bus::Up { .. }) && !self.departed
+    }
+
     fn me(&self) -> (&str, u32) {
         let id = &self.config.identity;
         (id.node.as_str(), id.boot)
@@ -226,6 +231,9 @@ impl Switchboard {
                     joined: false,
                 };
                 let globs = cluster.routing.globs();
+                for glob in &globs {
+                    cluster.routing.sent(glob);
+                }
                 self.bus(BusAction::Subscribe(Subscription::Members));
                 self.bus(BusAction::Subscribe(Subscription::Commands));
                 for glob in globs {
@@ -311,11 +319,28 @@ impl Switchboard {
         let node: Arc<str> = node.into();
         if cluster.members.run_of(&node).is_some_and(|b| b != boot) {
             // A new run of that node: the old one is over, and so are its connections.
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, false);
         }
         if let Header::Bye { .. } = header {
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, false);
             return;
+        }
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        // A node heard of anew but by its snapshot was taken for dead while it lived (its
+        // messages were late): ask it for its connections, which nothing else would announce.
+        if cluster.members.run_of(&node).is_none()
+            && !matches!(header, Header::Snapshot { .. })
+            && cluster.joined()
+        {
+            let (me, my_boot) = cluster.me();
+            let ask = Header::Ask {
+                node: me.into(),
+                boot: my_boot,
+                of: node.to_string(),
+            };
+            self.publish_header(Channel::Members, &ask, None);
         }
         let Some(cluster) = self.cluster.as_mut() else {
             return;
@@ -380,6 +405,11 @@ impl Switchboard {
                     self.publish_snapshot(false);
                 }
             }
+            Header::Ask { of, .. } => {
+                if of == cluster.me().0 && cluster.joined() {
+                    self.publish_snapshot(false);
+                }
+            }
             Header::Heartbeat { .. } | Header::Bye { .. } => {}
             Header::Send { to, .. } => {
                 if let Some(frame) = frame {
@@ -428,8 +458,8 @@ impl Switchboard {
         }
     }
 
-    /// A node is gone (expired, said goodbye, or restarted): its users leave presence.
-    fn forget_node(&mut self, now: Now, node: &str) {
+    /// A node is gone (`expired`, or it said goodbye, or restarted): its users leave presence.
+    fn forget_node(&mut self, now: Now, node: &str, expired: bool) {
         let Some(cluster) = self.cluster.as_ref() else {
             return;
         };
@@ -441,7 +471,11 @@ impl Switchboard {
             .collect();
         self.change_remote(now, &users, |sb| {
             if let Some(c) = sb.cluster.as_mut() {
-                c.members.remove_node(node);
+                if expired {
+                    c.members.expire(node);
+                } else {
+                    c.members.remove_node(node);
+                }
             }
         });
     }
@@ -524,7 +558,7 @@ impl Switchboard {
             return;
         };
         for node in cluster.members.expired(now.instant, cluster.config.ttl) {
-            self.forget_node(now, &node);
+            self.forget_node(now, &node, true);
         }
     }
 
@@ -556,12 +590,14 @@ impl Switchboard {
         }
     }
 
-    /// A local subscription was added: listen to its glob. Returns whether its `subscribed`
-    /// reply must wait for the bus to confirm the glob (the reply is then held here).
+    /// A local subscription was asked for: if it is `new`, listen to its glob. Returns whether
+    /// its `subscribed` reply must wait for the bus to confirm the glob (the reply is then held
+    /// here), which a repeated subscribe to a pattern still waiting must too.
     pub(crate) fn cluster_subscribed(
         &mut self,
         id: ConnId,
         pattern: &Pattern,
+        new: bool,
         reply_id: Option<&str>,
     ) -> bool {
         let Some(cluster) = self.cluster.as_mut() else {
@@ -570,7 +606,8 @@ impl Switchboard {
         let Some(glob) = glob_of(pattern) else {
             return false;
         };
-        if cluster.routing.hold(&glob) && cluster.bus != Bus::Down {
+        if new && cluster.routing.hold(&glob) && cluster.bus != Bus::Down {
+            cluster.routing.sent(&glob);
             self.bus(BusAction::Subscribe(Subscription::Topics(glob.clone())));
         }
         let Some(cluster) = self.cluster.as_mut() else {
@@ -598,7 +635,7 @@ impl Switchboard {
         let Some(glob) = glob_of(pattern) else {
             return;
         };
-        let held = cluster.routing.take_waiting(&glob, id);
+        let held = cluster.routing.take_waiting(&glob, id, pattern);
         let gone = cluster.routing.release(&glob);
         let down = cluster.bus == Bus::Down || cluster.departed;
         self.reply_subscribed(now, held);
@@ -612,7 +649,7 @@ impl Switchboard {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        if !cluster.joined() {
+        if !cluster.on_bus() {
             return;
         }
         cluster.publish_seq += 1;
@@ -627,7 +664,7 @@ impl Switchboard {
 
     /// An application push: the other nodes deliver it to their connections among `to`.
     pub(crate) fn cluster_forward_send(&mut self, to: Target, frame: &Payload) {
-        let Some(cluster) = self.cluster.as_ref().filter(|c| c.joined()) else {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.on_bus()) else {
             return;
         };
         let (node, boot) = cluster.me();
@@ -641,7 +678,7 @@ impl Switchboard {
 
     /// An application disconnect: the other nodes close their connections among `to`.
     pub(crate) fn cluster_forward_disconnect(&mut self, to: Target, code: CloseCode, reason: &str) {
-        let Some(cluster) = self.cluster.as_ref().filter(|c| c.joined()) else {
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.on_bus()) else {
             return;
         };
         let (node, boot) = cluster.me();
@@ -660,10 +697,10 @@ impl Switchboard {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
-        let joined = cluster.joined();
+        let on_bus = cluster.on_bus();
         cluster.departed = true;
         cluster.claims.clear();
-        if joined {
+        if on_bus {
             let (node, boot) = cluster.me();
             let header = Header::Bye {
                 node: node.into(),
@@ -675,13 +712,15 @@ impl Switchboard {
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    /// Local connections plus those on other nodes: the count presence reports.
+    /// Local connections plus those on other nodes, but for those that lose to newer ones
+    /// under the session policy: the count presence reports.
     pub(crate) fn presence_count(&self, user: &str) -> usize {
-        self.registry.user_conns(user).len()
-            + self
-                .cluster
-                .as_ref()
-                .map_or(0, |c| c.members.user_count(user))
+        let local = self.registry.user_conns(user).len();
+        match &self.cluster {
+            // Alone, the connections here keep the policy among themselves.
+            Some(c) if c.members.user_count(user) > 0 => self.winning_sessions(user),
+            _ => local,
+        }
     }
 
     /// The shared name of a user online anywhere.

@@ -47,13 +47,23 @@ struct Glob {
 /// The globs this node's subscriptions need.
 pub(crate) struct Routing {
     globs: Map<Arc<str>, Glob>,
+    /// Per glob, the `Subscribe`s sent and not answered yet, whether the glob is still needed
+    /// or not: each `Subscribed` answers one, so the answer to a `Subscribe` sent before an
+    /// `Unsubscribe` confirms nothing about a `Subscribe` sent after it.
+    unanswered: Map<Arc<str>, u32>,
 }
 
 impl Routing {
     pub(crate) fn new(seed: u64) -> Self {
         Routing {
             globs: Map::with_hasher(hasher(seed)),
+            unanswered: Map::with_hasher(hasher(seed)),
         }
+    }
+
+    /// A `Subscribe` for `glob` goes to the bus.
+    pub(crate) fn sent(&mut self, glob: &Arc<str>) {
+        *self.unanswered.entry(glob.clone()).or_insert(0) += 1;
     }
 
     /// One more subscription needs `glob`; whether it is new (subscribe to it).
@@ -91,8 +101,16 @@ impl Routing {
         }
     }
 
-    /// The bus confirmed `glob`: the replies that waited for it.
+    /// The bus answered a `Subscribe` for `glob`: once it answered the last one sent, the
+    /// glob is confirmed, and these are the replies that waited for it.
     pub(crate) fn confirm(&mut self, glob: &str) -> Vec<PendingReply> {
+        if let Some(n) = self.unanswered.get_mut(glob) {
+            *n -= 1;
+            if *n > 0 {
+                return Vec::new();
+            }
+            self.unanswered.remove(glob);
+        }
         match self.globs.get_mut(glob) {
             Some(entry) => {
                 entry.confirmed = true;
@@ -102,14 +120,20 @@ impl Routing {
         }
     }
 
-    /// The replies of one connection that wait for `glob` (it unsubscribes or leaves first).
-    pub(crate) fn take_waiting(&mut self, glob: &str, conn: ConnId) -> Vec<PendingReply> {
+    /// The replies of one connection's `pattern` that wait for `glob` (it unsubscribes or
+    /// leaves first). Its other patterns of the same glob still wait.
+    pub(crate) fn take_waiting(
+        &mut self,
+        glob: &str,
+        conn: ConnId,
+        pattern: &Pattern,
+    ) -> Vec<PendingReply> {
         let Some(entry) = self.globs.get_mut(glob) else {
             return Vec::new();
         };
         let (mine, rest) = std::mem::take(&mut entry.waiting)
             .into_iter()
-            .partition(|r| r.conn == conn);
+            .partition(|r| r.conn == conn && r.pattern == *pattern);
         entry.waiting = rest;
         mine
     }
@@ -117,6 +141,7 @@ impl Routing {
     /// The bus is gone: nothing is confirmed any more, and the replies that waited are due now
     /// (routed locally; the bus will route them once it is back).
     pub(crate) fn unconfirm_all(&mut self) -> Vec<PendingReply> {
+        self.unanswered.clear();
         let mut due = Vec::new();
         for entry in self.globs.values_mut() {
             entry.confirmed = false;
@@ -168,5 +193,26 @@ mod tests {
         assert!(!r.release(&g));
         assert!(r.release(&g));
         assert!(!r.is_confirmed(&g));
+    }
+
+    #[test]
+    fn a_glob_is_confirmed_by_the_answer_to_its_last_subscribe() {
+        let mut r = Routing::new(1);
+        let g: Arc<str> = "a.*".into();
+        let reply = |n| PendingReply {
+            conn: ConnId::new(n, 0),
+            pattern: Pattern::parse("a.*").unwrap(),
+            reply_id: None,
+        };
+        assert!(r.hold(&g));
+        r.sent(&g);
+        assert!(r.release(&g));
+        assert!(r.hold(&g));
+        r.sent(&g);
+        r.wait(&g, reply(1));
+        assert!(r.confirm(&g).is_empty(), "the first answer is stale");
+        assert!(!r.is_confirmed(&g));
+        assert_eq!(r.confirm(&g).len(), 1);
+        assert!(r.is_confirmed(&g));
     }
 }

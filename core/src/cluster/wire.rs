@@ -66,6 +66,9 @@ pub(crate) enum Header {
     },
     /// The sender is alive.
     Heartbeat { node: String, boot: u32 },
+    /// The sender heard node `of` without knowing its connections (it had taken it for dead):
+    /// `of` answers with its snapshot.
+    Ask { node: String, boot: u32, of: String },
     /// The sender is draining: all its connections are gone.
     Bye { node: String, boot: u32 },
     /// A push for connections anywhere; the body is the `push` frame.
@@ -89,6 +92,7 @@ impl Header {
             | Header::Off { node, boot, .. }
             | Header::Snapshot { node, boot, .. }
             | Header::Heartbeat { node, boot }
+            | Header::Ask { node, boot, .. }
             | Header::Bye { node, boot }
             | Header::Send { node, boot, .. }
             | Header::Disconnect { node, boot, .. } => (node, *boot),
