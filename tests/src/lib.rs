@@ -395,8 +395,10 @@ macro_rules! cluster_suite {
 node is counted as one more until the older one's Off arrives, so \
 watchers get a push of n+1 then n"]
             cluster_a_replacement_on_another_node_is_one_step_for_presence,
+            cluster_single_and_multi_policies_hold_across_nodes,
             cluster_presence_counts_are_cluster_wide,
             cluster_a_killed_node_leaves_no_ghosts_within_the_ttl,
+            cluster_a_restarted_node_replaces_its_old_run_at_once,
             cluster_survives_redis_restart_without_duplicates,
             cluster_a_draining_node_withdraws_its_presence_at_once,
         }

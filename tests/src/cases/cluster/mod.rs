@@ -7,7 +7,7 @@
 //! - `sessions`: the session policy across nodes (4001);
 //! - `presence`: cluster-wide counts, `/api/presence` and `/api/stats`; application commands
 //!   (`send`, `broadcast`, `disconnect`) reaching other nodes;
-//! - `failures`: a killed node, a Redis restart, a draining node.
+//! - `failures`: a killed node, a node restarted, a Redis restart, a draining node.
 
 mod failures;
 mod presence;
@@ -17,6 +17,7 @@ mod sessions;
 pub use failures::{
     cluster_a_draining_node_withdraws_its_presence_at_once,
     cluster_a_killed_node_leaves_no_ghosts_within_the_ttl,
+    cluster_a_restarted_node_replaces_its_old_run_at_once,
     cluster_survives_redis_restart_without_duplicates,
 };
 pub use presence::{
@@ -28,6 +29,7 @@ pub use sessions::{
     cluster_a_replacement_on_another_node_is_one_step_for_presence,
     cluster_newer_login_on_another_node_closes_the_older_4001_once,
     cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
+    cluster_single_and_multi_policies_hold_across_nodes,
 };
 
 use serde_json::{json, Value};

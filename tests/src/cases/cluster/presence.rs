@@ -171,6 +171,10 @@ pub async fn cluster_send_broadcast_and_disconnect_reach_other_nodes(binaries: [
     expect_close_once(&mut sam_phone, 4000).await;
     cluster.wait_presence("sam", &[&sam_laptop_id]).await;
     sam_laptop.expect_nothing_pending().await;
+    let body = json!({"userId": "sam", "connId": sam_phone_id, "data": 1});
+    a.api_post("/api/send", &body)
+        .await
+        .assert_api_error(410, "send on A to B's connection that is gone");
 
     let answer = b
         .api_post_ok("/api/disconnect", &json!({"userId": "sam"}))

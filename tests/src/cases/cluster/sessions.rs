@@ -115,3 +115,43 @@ pub async fn cluster_a_replacement_on_another_node_is_one_step_for_presence(bina
         assert_presence(&watch(&mut late, user).await, user, true, 2);
     }
 }
+
+/// The other session policies hold across nodes too. `single`: a user's newer connection on
+/// any node and any device (or none) closes the older with 4001. `multi` with a cap of 2: a
+/// third connection anywhere closes the oldest, wherever it is.
+pub async fn cluster_single_and_multi_policies_hold_across_nodes(binaries: [&Path; 3]) {
+    {
+        let cluster = Cluster::start_with(&binaries, &["--session-policy", "single"]).await;
+        let user = "uno";
+        let (mut older, auth) = cluster.nodes[0].connect(user, Some("x")).await;
+        cluster.wait_presence(user, &[&conn_id(&auth)]).await;
+        for (node, device) in [(1, Some("y")), (2, None), (0, Some("x"))] {
+            let (newer, auth) = cluster.nodes[node].connect(user, device).await;
+            expect_close_once(&mut older, 4001).await;
+            cluster.wait_presence(user, &[&conn_id(&auth)]).await;
+            older = newer;
+            older.expect_nothing_pending().await;
+        }
+    }
+    let flags = ["--session-policy", "multi", "--max-per-user", "2"];
+    let cluster = Cluster::start_with(&binaries, &flags).await;
+    let user = "duo";
+    let mut open = std::collections::VecDeque::new();
+    for node in [0, 1] {
+        let (client, auth) = cluster.nodes[node].connect(user, None).await;
+        open.push_back((client, conn_id(&auth)));
+        let ids: Vec<&str> = open.iter().map(|(_, id)| id.as_str()).collect();
+        cluster.wait_presence(user, &ids).await;
+    }
+    for node in [2, 0, 1] {
+        let (client, auth) = cluster.nodes[node].connect(user, None).await;
+        let (mut oldest, _) = open.pop_front().expect("two open");
+        expect_close_once(&mut oldest, 4001).await;
+        open.push_back((client, conn_id(&auth)));
+        let ids: Vec<&str> = open.iter().map(|(_, id)| id.as_str()).collect();
+        cluster.wait_presence(user, &ids).await;
+        for (client, _) in &mut open {
+            client.expect_nothing_pending().await;
+        }
+    }
+}
