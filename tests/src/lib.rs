@@ -15,6 +15,14 @@
 //! ```ignore
 //! switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard"));
 //! ```
+//!
+//! Cluster mode runs as processes too: [`cluster`] starts nodes over a throwaway Redis, and
+//! [`cluster_suite!`] instantiates [`cases::cluster`] for one binary (three nodes of it);
+//! [`mixed_cluster_suite!`] runs the publish and session cases on a cluster of both binaries:
+//!
+//! ```ignore
+//! switchboard_tests::cluster_suite!(env!("CARGO_BIN_EXE_switchboard"));
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +32,7 @@ use std::time::Duration;
 pub mod adapters;
 pub mod binary;
 pub mod cases;
+pub mod cluster;
 pub mod http;
 pub mod util;
 pub mod ws;
@@ -366,6 +375,67 @@ macro_rules! __binary_cases {
             #[test]
             fn $name() {
                 $crate::binary::$name($binary)
+            }
+        )*
+    };
+}
+
+/// Instantiates every cluster case ([`cases::cluster`]) as a `#[test]` on a cluster of three
+/// nodes of one server binary, given its path:
+/// `switchboard_tests::cluster_suite!(env!("CARGO_BIN_EXE_switchboard"));`
+#[macro_export]
+macro_rules! cluster_suite {
+    ($binary:expr) => {
+        $crate::__cluster_cases! { [$binary, $binary, $binary];
+            cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
+            cluster_send_broadcast_and_disconnect_reach_other_nodes,
+            cluster_newer_login_on_another_node_closes_the_older_4001_once,
+            cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
+            #[ignore = "core bug (core/src/cluster): a login replacing a connection on another \
+node is counted as one more until the older one's Off arrives, so \
+watchers get a push of n+1 then n"]
+            cluster_a_replacement_on_another_node_is_one_step_for_presence,
+            cluster_single_and_multi_policies_hold_across_nodes,
+            cluster_presence_counts_are_cluster_wide,
+            cluster_a_killed_node_leaves_no_ghosts_within_the_ttl,
+            cluster_a_restarted_node_replaces_its_old_run_at_once,
+            cluster_survives_redis_restart_without_duplicates,
+            cluster_a_draining_node_withdraws_its_presence_at_once,
+        }
+    };
+}
+
+/// Instantiates the publish and session cluster cases in a module `mixed`, on a cluster of
+/// nodes (`tokio`, `mio`, `tokio`): both binaries must agree on the wire between nodes.
+/// `tokio` and `mio` are the binaries' paths (anything [`std::path::Path::new`] takes).
+#[macro_export]
+macro_rules! mixed_cluster_suite {
+    ($tokio:expr, $mio:expr) => {
+        mod mixed {
+            $crate::__cluster_cases! { [$tokio, $mio, $tokio];
+                cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
+                cluster_newer_login_on_another_node_closes_the_older_4001_once,
+                cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cluster_cases {
+    ([$a:expr, $b:expr, $c:expr]; $($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                let (a, b, c) = ($a, $b, $c);
+                let binaries = [
+                    ::std::path::Path::new(&a),
+                    ::std::path::Path::new(&b),
+                    ::std::path::Path::new(&c),
+                ];
+                $crate::run(|| $crate::cases::cluster::$name(binaries))
             }
         )*
     };

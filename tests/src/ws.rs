@@ -141,15 +141,32 @@ impl Client {
         user: &str,
         device: Option<&str>,
     ) -> (Client, Value) {
-        let mut query = format!("token={}", token(&server.jwt_secret, user));
+        Client::authed_at(server.addr, &server.jwt_secret, user, device, "").await
+    }
+
+    /// A connection to the server on `addr` (tokens signed with `secret`) authenticated at
+    /// the handshake as `user`, with `?device=` if given; returns it with its first frame,
+    /// `auth_success`. `label_suffix` is appended to its name in failure messages (e.g. the
+    /// node it is on).
+    pub async fn authed_at(
+        addr: SocketAddr,
+        secret: &[u8],
+        user: &str,
+        device: Option<&str>,
+        label_suffix: &str,
+    ) -> (Client, Value) {
+        let mut query = format!("token={}", token(secret, user));
         if let Some(device) = device {
             query.push_str(&format!("&device={device}"));
         }
         let label = match device {
-            Some(d) => format!("{user}/{d}"),
-            None => user.to_string(),
+            Some(d) => format!("{user}/{d}{label_suffix}"),
+            None => format!("{user}{label_suffix}"),
         };
-        let mut client = Client::connect(server, &query, &label).await;
+        let target = format!("/ws?{query}");
+        let mut client = Client::try_connect(addr, &target, &[], &label)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: upgrade to {addr} failed: {e}"));
         let first = client.recv_type("auth_success").await;
         assert_eq!(first["userId"], json!(user), "auth_success userId: {first}");
         (client, first)
@@ -169,6 +186,23 @@ impl Client {
                 Incoming::Ended("reader gone".into())
             }
             Err(_) => panic!("{}: nothing received within {within:?}", self.label),
+        }
+    }
+
+    /// The next message or event, if one comes within `within`.
+    pub async fn try_next_within(&mut self, within: Duration) -> Option<Incoming> {
+        match tokio::time::timeout(within, self.rx.recv()).await {
+            Ok(Some(incoming)) => {
+                if matches!(incoming, Incoming::Ended(_)) {
+                    self.ended = true;
+                }
+                Some(incoming)
+            }
+            Ok(None) => {
+                self.ended = true;
+                Some(Incoming::Ended("reader gone".into()))
+            }
+            Err(_) => None,
         }
     }
 

@@ -272,10 +272,9 @@ const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "unix://", "redis+uni
 
 fn cluster_settings(url: String, ttl: Duration) -> Result<ClusterSettings, String> {
     if !REDIS_SCHEMES.iter().any(|s| url.starts_with(s)) {
-        return Err(format!(
-            "--redis: not a Redis URL (it must start with redis://, rediss:// or unix://), \
-             e.g. --redis redis://127.0.0.1:6379/"
-        ));
+        let message = "--redis: not a Redis URL (it must start with redis://, rediss:// or \
+                       unix://), e.g. --redis redis://127.0.0.1:6379/";
+        return Err(message.to_owned());
     }
     if ttl < Duration::from_secs(1) {
         return Err(format!(

@@ -103,7 +103,7 @@ pub async fn limits_slow_consumer_closes_4009<A: Adapter>() {
             other => panic!("unexpected delivered {other:?}: {}", r.text()),
         }
         pushes += 1;
-        if pushes % 16 == 0 {
+        if pushes.is_multiple_of(16) {
             // While the slow consumer's backlog grows, the server answers others promptly.
             let t = Instant::now();
             fast.expect_nothing_pending().await;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod closes;
+pub mod cluster;
 pub mod drain;
 pub mod frames;
 pub mod handshake;

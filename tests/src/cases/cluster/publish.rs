@@ -1,0 +1,248 @@
+//! Topic messages across nodes: every matching subscriber on every node, exactly once, in
+//! each publisher's order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::subscribe;
+use crate::cluster::Cluster;
+use crate::ws::{Client, Incoming};
+
+/// What the publishers publish on, in turn (every pattern below matches some, none all).
+const TOPICS: [&str; 6] = [
+    "chat.lobby",
+    "chat.room-2",
+    "chat.a.b",
+    "news.today",
+    "other",
+    "news.lobby",
+];
+
+/// Messages the client on node A publishes.
+const CLIENT_PUBLISHES: u64 = 1000;
+/// Messages `POST /api/publish` on node C publishes, meanwhile.
+const API_PUBLISHES: u64 = 100;
+
+/// How long the subscribers may take to get everything, in all.
+const COLLECT: Duration = Duration::from_secs(30);
+
+/// The topic of a publisher's `n`-th message.
+fn topic_of(publisher: &str, n: u64) -> &'static str {
+    let shift = if publisher == "api" { 3 } else { 0 };
+    TOPICS[((n + shift) % TOPICS.len() as u64) as usize]
+}
+
+/// Whether `pattern` matches `topic` (PROTOCOL.md "Topics": `*` one segment, a trailing `**`
+/// one or more).
+fn matches(pattern: &str, topic: &str) -> bool {
+    let p: Vec<&str> = pattern.split('.').collect();
+    let t: Vec<&str> = topic.split('.').collect();
+    for (i, segment) in p.iter().enumerate() {
+        if *segment == "**" {
+            return t.len() > i;
+        }
+        match t.get(i) {
+            Some(got) if *segment == "*" || segment == got => {}
+            _ => return false,
+        }
+    }
+    p.len() == t.len()
+}
+
+struct Subscriber {
+    node: usize,
+    patterns: &'static [&'static str],
+    client: Client,
+    /// publisher -> the `n`s received, in order.
+    got: BTreeMap<String, Vec<u64>>,
+    received: usize,
+}
+
+impl Subscriber {
+    fn wants(&self, topic: &str) -> bool {
+        self.patterns.iter().any(|p| matches(p, topic))
+    }
+
+    /// What it must get from `publisher`, in order.
+    fn expected(&self, publisher: &str, count: u64) -> Vec<u64> {
+        (0..count)
+            .filter(|&n| self.wants(topic_of(publisher, n)))
+            .collect()
+    }
+
+    fn take(&mut self, msg: &Value) {
+        let label = &self.client.label;
+        if msg["type"] == "presence" {
+            // `**` matches presence topics too: the other clients coming online.
+            let user = msg["userId"].as_str().unwrap_or_default();
+            assert!(
+                self.wants(&super::presence_topic(user)),
+                "{label} ({:?}) got presence it did not subscribe to: {msg}",
+                self.patterns
+            );
+            return;
+        }
+        assert_eq!(msg["type"], "message", "{label}: expected a message: {msg}");
+        let (Some(publisher), Some(n)) = (msg["data"]["p"].as_str(), msg["data"]["n"].as_u64())
+        else {
+            panic!("{label}: a message that is not one of the test's: {msg}");
+        };
+        let topic = topic_of(publisher, n);
+        assert_eq!(msg["topic"], topic, "{label}: topic of {msg}");
+        let sender = if publisher == "api" {
+            "server"
+        } else {
+            "pub-a"
+        };
+        assert_eq!(
+            msg["metadata"]["senderId"], sender,
+            "{label}: sender: {msg}"
+        );
+        assert!(
+            self.wants(topic),
+            "{label} ({:?}) got a message on {topic} it did not subscribe to: {msg}",
+            self.patterns
+        );
+        self.got.entry(publisher.to_owned()).or_default().push(n);
+        self.received += 1;
+    }
+}
+
+/// Subscribers on B and C (and one on A) with overlapping patterns (`chat.*`, `chat.**`,
+/// `**`, exact, several on one connection); a client on A publishes 1,000 messages while
+/// `POST /api/publish` on C publishes 100 (its `delivered` counting C's recipients only).
+/// Every subscriber gets every message its patterns match exactly once, in each publisher's
+/// order, and nothing else.
+pub async fn cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order(
+    binaries: [&Path; 3],
+) {
+    let cluster = Cluster::start_with(&binaries, &["--max-messages-per-sec", "100000"]).await;
+    let specs: [(&str, usize, &'static [&'static str]); 7] = [
+        ("b-star", 1, &["chat.*"]),
+        ("b-deep", 1, &["chat.**"]),
+        ("b-overlap", 1, &["chat.*", "chat.**", "chat.lobby", "**"]),
+        ("c-all", 2, &["**"]),
+        ("c-exact", 2, &["chat.lobby"]),
+        ("c-mixed", 2, &["*.lobby", "news.**"]),
+        ("a-local", 0, &["chat.**", "news.today"]),
+    ];
+    let mut subscribers = Vec::new();
+    for (name, node, patterns) in specs {
+        let (mut client, _) = cluster.nodes[node]
+            .connect(&format!("sub-{name}"), None)
+            .await;
+        for pattern in patterns {
+            subscribe(&mut client, pattern).await;
+        }
+        subscribers.push(Subscriber {
+            node,
+            patterns,
+            client,
+            got: BTreeMap::new(),
+            received: 0,
+        });
+    }
+
+    let (mut publisher, _) = cluster.nodes[0].connect("pub-a", None).await;
+    let client_publishes = async {
+        for n in 0..CLIENT_PUBLISHES {
+            let msg =
+                json!({"type": "message", "topic": topic_of("a", n), "data": {"p": "a", "n": n}});
+            publisher.send_json(&msg).await;
+        }
+    };
+    let local_on_c: Vec<&'static [&'static str]> = subscribers
+        .iter()
+        .filter(|s| s.node == 2)
+        .map(|s| s.patterns)
+        .collect();
+    let api_publishes = async {
+        for n in 0..API_PUBLISHES {
+            let topic = topic_of("api", n);
+            let body = json!({"topic": topic, "data": {"p": "api", "n": n}});
+            let answer = cluster.nodes[2].api_post_ok("/api/publish", &body).await;
+            let here = local_on_c
+                .iter()
+                .filter(|patterns| patterns.iter().any(|p| matches(p, topic)))
+                .count();
+            assert_eq!(
+                answer["delivered"].as_u64(),
+                Some(here as u64),
+                "POST /api/publish on {topic}: delivered counts node C's recipients: {answer}"
+            );
+        }
+    };
+    tokio::join!(client_publishes, api_publishes);
+
+    let deadline = tokio::time::Instant::now() + COLLECT;
+    for sub in &mut subscribers {
+        let want =
+            sub.expected("a", CLIENT_PUBLISHES).len() + sub.expected("api", API_PUBLISHES).len();
+        while sub.received < want {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match sub.client.try_next_within(left).await {
+                Some(Incoming::Text(text)) => {
+                    let msg: Value = serde_json::from_str(&text).expect("JSON from the server");
+                    sub.take(&msg);
+                }
+                Some(other) => panic!("{}: expected messages, got {other:?}", sub.client.label),
+                None => panic!(
+                    "{} ({:?}) on node {}: {} of {want} messages within {COLLECT:?}; \
+                     from a: {} (last {:?}), from api: {} (last {:?})",
+                    sub.client.label,
+                    sub.patterns,
+                    sub.node,
+                    sub.received,
+                    sub.got.get("a").map_or(0, Vec::len),
+                    sub.got.get("a").and_then(|v| v.last()),
+                    sub.got.get("api").map_or(0, Vec::len),
+                    sub.got.get("api").and_then(|v| v.last()),
+                ),
+            }
+        }
+    }
+    for sub in &mut subscribers {
+        for (publisher, count) in [("a", CLIENT_PUBLISHES), ("api", API_PUBLISHES)] {
+            let want = sub.expected(publisher, count);
+            let got = sub.got.get(publisher).cloned().unwrap_or_default();
+            if got != want {
+                let mut seen = std::collections::BTreeSet::new();
+                let twice: Vec<u64> = got.iter().copied().filter(|n| !seen.insert(*n)).collect();
+                let missing: Vec<u64> =
+                    want.iter().copied().filter(|n| !seen.contains(n)).collect();
+                panic!(
+                    "{} ({:?}) on node {}: the messages from {publisher} are not each matching \
+                     one exactly once in order: twice {twice:?}, missing {missing:?}, \
+                     first of {} received {:?}",
+                    sub.client.label,
+                    sub.patterns,
+                    sub.node,
+                    got.len(),
+                    &got[..got.len().min(20)]
+                );
+            }
+        }
+        sub.client.expect_nothing_pending().await;
+    }
+    publisher.expect_nothing_pending().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn the_test_matcher_follows_the_protocol() {
+        assert!(matches("chat.*", "chat.a"));
+        assert!(!matches("chat.*", "chat.a.b"));
+        assert!(!matches("chat.*", "chat"));
+        assert!(matches("chat.**", "chat.a.b"));
+        assert!(!matches("chat.**", "chat"));
+        assert!(matches("**", "other"));
+        assert!(matches("*.lobby", "news.lobby"));
+        assert!(!matches("chat.lobby", "chat.lobby.x"));
+    }
+}
