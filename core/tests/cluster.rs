@@ -9,5 +9,7 @@
 
 #[path = "cluster/behaviour.rs"]
 mod behaviour;
+#[path = "cluster/model.rs"]
+mod model;
 #[path = "cluster/sim_bus.rs"]
 mod sim_bus;

@@ -626,6 +626,31 @@ fn what_a_node_publishes_between_the_bus_returning_and_joining_reaches_the_other
 }
 
 #[test]
+fn a_long_outage_does_not_make_the_nodes_take_each_other_for_dead_when_the_bus_returns() {
+    let mut cl = Cluster::joined(2, TTL);
+    cl.open(A, "u", None);
+    cl.deliver_all();
+    let watcher = cl.open(B, "w", None);
+    subscribe_confirmed(&mut cl, watcher, "presence.u");
+    cl.lose_all();
+    // Nobody is judged while nobody can be heard.
+    cl.run_for(TTL * 3);
+    assert_eq!(counts(&cl, "u"), [1, 1]);
+    // b is back and joined before a's snapshot reaches it, and its timers run meanwhile: a
+    // gets a full ttl to be heard again.
+    cl.restore_all();
+    assert!(cl.deliver(B) && cl.deliver(B));
+    assert_eq!(cl.sb(B).cluster_status(), ClusterStatus::Joined);
+    cl.advance(ms(1));
+    assert_eq!(counts(&cl, "u"), [1, 1]);
+    cl.deliver_all();
+    cl.run_for(TTL * 2);
+    assert_eq!(counts(&cl, "u"), [1, 1]);
+    assert_eq!(cl.clients[watcher].presence_counts("u"), [1]);
+    cl.assert_ok();
+}
+
+#[test]
 fn after_the_bus_returns_nodes_resubscribe_reannounce_and_repair_a_broken_session_policy() {
     for first in [A, B] {
         let mut cl = Cluster::joined(2, TTL);
