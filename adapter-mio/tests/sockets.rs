@@ -204,7 +204,7 @@ fn a_large_message_reaches_a_slow_reader_whole() {
             assert!(n > 0, "closed mid-message");
             filled += n;
             reads += 1;
-            if reads % 16 == 0 {
+            if reads.is_multiple_of(16) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }

@@ -391,9 +391,6 @@ macro_rules! cluster_suite {
             cluster_send_broadcast_and_disconnect_reach_other_nodes,
             cluster_newer_login_on_another_node_closes_the_older_4001_once,
             cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
-            #[ignore = "core bug (core/src/cluster): a login replacing a connection on another \
-node is counted as one more until the older one's Off arrives, so \
-watchers get a push of n+1 then n"]
             cluster_a_replacement_on_another_node_is_one_step_for_presence,
             cluster_single_and_multi_policies_hold_across_nodes,
             cluster_presence_counts_are_cluster_wide,
