@@ -275,6 +275,22 @@ impl ClusterNode {
         Client::authed_at(self.addr, TEST_SECRET, user, device, &suffix).await
     }
 
+    /// A WebSocket connection to `target` (e.g. `/ws?token=…&deviceName=…`) with extra request
+    /// headers, authenticated at the handshake; it and its `auth_success`.
+    pub async fn connect_to(
+        &self,
+        target: &str,
+        headers: &[(&str, &str)],
+        label: &str,
+    ) -> (Client, Value) {
+        let label = format!("{label}@{}", self.id);
+        let mut client = Client::try_connect(self.addr, target, headers, &label)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: upgrade to {target} failed: {e}"));
+        let first = client.recv_type("auth_success").await;
+        (client, first)
+    }
+
     /// `GET /healthz`: the status code and the `status` field.
     pub async fn healthz(&self) -> Result<(u16, String), String> {
         let r = try_exchange(self.addr, &get_request("/healthz", &[]))

@@ -101,6 +101,9 @@ impl Subscriber {
             msg["metadata"]["senderId"], sender,
             "{label}: sender: {msg}"
         );
+        if publisher == "a" {
+            assert_eq!(msg["metadata"]["k"], n, "{label}: metadata: {msg}");
+        }
         assert!(
             self.wants(topic),
             "{label} ({:?}) got a message on {topic} it did not subscribe to: {msg}",
@@ -149,8 +152,12 @@ pub async fn cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_o
     let (mut publisher, _) = cluster.nodes[0].connect("pub-a", None).await;
     let client_publishes = async {
         for n in 0..CLIENT_PUBLISHES {
-            let msg =
-                json!({"type": "message", "topic": topic_of("a", n), "data": {"p": "a", "n": n}});
+            let msg = json!({
+                "type": "message",
+                "topic": topic_of("a", n),
+                "data": {"p": "a", "n": n},
+                "metadata": {"k": n, "senderId": "forged"}
+            });
             publisher.send_json(&msg).await;
         }
     };
@@ -228,6 +235,73 @@ pub async fn cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_o
         sub.client.expect_nothing_pending().await;
     }
     publisher.expect_nothing_pending().await;
+}
+
+/// The next message of `sub` must be `{"n": n}` on `topic`.
+async fn expect_message(sub: &mut Client, topic: String, n: u64) {
+    let msg = sub.recv_json().await;
+    assert_eq!(
+        (
+            msg["type"].as_str(),
+            msg["topic"].as_str(),
+            &msg["data"]["n"]
+        ),
+        (Some("message"), Some(topic.as_str()), &json!(n)),
+        "{}: {msg}",
+        sub.label
+    );
+}
+
+/// A subscriber on B unsubscribes and subscribes again, slowly and back to back (the
+/// subscription's bus glob released and taken again while the first is still on its way):
+/// after `unsubscribed` a publish on A reaches it no more, after `subscribed` again it does,
+/// once; and the `subscribed` of each subscription comes only once a publish on A reaches it.
+pub async fn cluster_unsubscribe_and_subscribe_again_across_nodes(binaries: [&Path; 3]) {
+    let cluster = Cluster::start(&binaries).await;
+    let (mut sub, _) = cluster.nodes[1].connect("resub", None).await;
+    let publish = |topic: String, n: u64| {
+        let node = &cluster.nodes[0];
+        async move {
+            let body = json!({"topic": topic, "data": {"n": n}});
+            let answer = node.api_post_ok("/api/publish", &body).await;
+            assert_eq!(answer, json!({"delivered": 0}), "nobody on A: {answer}");
+        }
+    };
+    for round in 0..20u64 {
+        let pattern = format!("re.{round}.*");
+        let topic = format!("re.{round}.x");
+        subscribe(&mut sub, &pattern).await;
+        publish(topic.clone(), 1).await;
+        expect_message(&mut sub, topic.clone(), 1).await;
+        let reply = sub
+            .request(&json!({"type": "unsubscribe", "topic": pattern}))
+            .await;
+        assert_eq!(reply["type"], "unsubscribed", "{reply}");
+        publish(topic.clone(), 2).await;
+        sub.expect_nothing_pending().await;
+        // Back to back, without waiting for any reply.
+        for (ty, id) in [("subscribe", "a"), ("unsubscribe", "b"), ("subscribe", "c")] {
+            sub.send_json(&json!({"type": ty, "topic": pattern, "id": id}))
+                .await;
+        }
+        let mut replies = Vec::new();
+        for _ in 0..3 {
+            let reply = sub.recv_json().await;
+            replies.push((
+                reply["type"].as_str().unwrap_or_default().to_owned(),
+                reply["id"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        let want: Vec<(String, String)> = [("subscribed", "a"), ("unsubscribed", "b")]
+            .iter()
+            .chain([("subscribed", "c")].iter())
+            .map(|(t, i)| (t.to_string(), i.to_string()))
+            .collect();
+        assert_eq!(replies, want, "round {round}: the replies, in order");
+        publish(topic.clone(), 3).await;
+        expect_message(&mut sub, topic.clone(), 3).await;
+        sub.expect_nothing_pending().await;
+    }
 }
 
 #[cfg(test)]
