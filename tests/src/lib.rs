@@ -436,7 +436,7 @@ macro_rules! __cluster_cases {
                     ::std::path::Path::new(&b),
                     ::std::path::Path::new(&c),
                 ];
-                $crate::run(|| $crate::cases::cluster::$name(binaries))
+                $crate::cluster::run(|| $crate::cases::cluster::$name(binaries))
             }
         )*
     };

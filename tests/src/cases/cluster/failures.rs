@@ -171,7 +171,8 @@ async fn publish_both(
 /// did alone is known everywhere (who came, who left), publishes cross nodes again (to
 /// subscriptions made during the outage too), no message reaches anyone twice over the whole
 /// test, and the session conflicts of the outage are settled by time: a user+device on A and
-/// later on B keeps B's (A's gets 4001 once), and the other way round.
+/// later on B (both during the outage, or A's from before it) keeps B's (A's gets 4001 once),
+/// and the other way round.
 pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path; 3]) {
     let mut cluster = Cluster::start(&binaries).await;
     let mut subs = Vec::new();
@@ -254,11 +255,15 @@ pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path;
     on_d.expect_nothing_pending().await;
     let all = [0, 1, 2, 3];
     ghost.close().await;
-    // Session conflicts, each side later by the clock than the other: `early` on A before
-    // the outage and on B now (B's is the newest); `late` on B now and on A after it (A's).
+    // Session conflicts, settled by the clock: `early` on A before the outage and on B
+    // during it (B's is the newest); `during` on A and then on B during it (B's); `late` on B
+    // and then on A during it (A's).
+    let (mut during_on_a, _) = cluster.nodes[0].connect("during", Some("phone")).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (mut early_on_b, auth) = cluster.nodes[1].connect("early", Some("phone")).await;
     let early_id = conn_id(&auth);
+    let (mut during_on_b, auth) = cluster.nodes[1].connect("during", Some("phone")).await;
+    let during_id = conn_id(&auth);
     let (mut late_on_b, _) = cluster.nodes[1].connect("late", Some("phone")).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (mut late_on_a, auth) = cluster.nodes[0].connect("late", Some("phone")).await;
@@ -272,10 +277,13 @@ pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path;
     cluster.restart_redis();
     cluster.wait_health_on(&all, "ok", SETTLE).await;
     expect_close_once(&mut early_on_a, 4001).await;
+    expect_close_once(&mut during_on_a, 4001).await;
     expect_close_once(&mut late_on_b, 4001).await;
     cluster.wait_presence("early", &[&early_id]).await;
+    cluster.wait_presence("during", &[&during_id]).await;
     cluster.wait_presence("late", &[&late_id]).await;
     early_on_b.expect_nothing_pending().await;
+    during_on_b.expect_nothing_pending().await;
     late_on_a.expect_nothing_pending().await;
     cluster.wait_nodes(4).await;
     // What each node did alone is known everywhere again: who came, who left.
