@@ -26,6 +26,7 @@ pub use presence::{
 };
 pub use publish::{
     cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
+    cluster_subscribing_twice_is_answered_once_the_bus_confirmed,
     cluster_unsubscribe_and_subscribe_again_across_nodes,
 };
 pub use sessions::{

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::subscribe;
 use crate::cluster::Cluster;
-use crate::ws::{Client, Incoming};
+use crate::util::token;
+use crate::ws::{masked_frame, Client, Incoming, RawWs};
+use crate::TEST_SECRET;
 
 /// What the publishers publish on, in turn (every pattern below matches some, none all).
 const TOPICS: [&str; 6] = [
@@ -307,6 +309,53 @@ pub async fn cluster_unsubscribe_and_subscribe_again_across_nodes(binaries: [&Pa
         publish(topic.clone(), 3).await;
         expect_message(&mut sub, topic.clone(), 3).await;
         sub.expect_nothing_pending().await;
+    }
+}
+
+/// `subscribed` means the bus confirmed the subscription, so a publish on another node after
+/// it reaches the subscriber: also for a second `subscribe` to a pattern whose first is still
+/// waiting for the bus. The replies come in order (the first is answered by the bus's
+/// confirmation, so a second answered before the first was answered before the
+/// confirmation), and a publish on A right after the second reaches B's subscriber.
+pub async fn cluster_subscribing_twice_is_answered_once_the_bus_confirmed(binaries: [&Path; 3]) {
+    let cluster = Cluster::start(&binaries).await;
+    // Raw frames, so that both subscribes go in one write and are read together.
+    let target = format!("/ws?token={}", token(TEST_SECRET, "twice"));
+    let mut sub = RawWs::connect(cluster.nodes[1].addr(), &target, &[], None).await;
+    let auth = sub.recv_json().await;
+    assert_eq!(auth["type"], "auth_success", "{auth}");
+    for round in 0..10u64 {
+        let pattern = format!("twice.{round}.*");
+        let topic = format!("twice.{round}.x");
+        let mut both = Vec::new();
+        for id in ["first", "second"] {
+            let frame = json!({"type": "subscribe", "topic": pattern, "id": id}).to_string();
+            both.extend(masked_frame(true, 1, frame.as_bytes()));
+        }
+        sub.send_bytes(&both).await;
+        let mut replies = Vec::new();
+        for _ in 0..2 {
+            let reply = sub.recv_json().await;
+            assert_eq!(reply["type"], "subscribed", "{reply}");
+            replies.push(reply["id"].as_str().unwrap_or_default().to_owned());
+        }
+        assert_eq!(
+            replies,
+            ["first", "second"],
+            "round {round}: the second `subscribed` came before the bus confirmed the first"
+        );
+        let body = json!({"topic": topic, "data": {"n": round}});
+        cluster.nodes[0].api_post_ok("/api/publish", &body).await;
+        let msg = sub.recv_json().await;
+        assert_eq!(
+            (
+                msg["type"].as_str(),
+                msg["topic"].as_str(),
+                &msg["data"]["n"]
+            ),
+            (Some("message"), Some(topic.as_str()), &json!(round)),
+            "round {round}: {msg}"
+        );
     }
 }
 
