@@ -389,16 +389,12 @@ macro_rules! cluster_suite {
         $crate::__cluster_cases! { [$binary, $binary, $binary];
             cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
             cluster_unsubscribe_and_subscribe_again_across_nodes,
-            #[ignore = "core bug (core/src/handlers.rs on_subscribe, cluster mode): a second \
-                subscribe to a pattern whose first waits for the bus is answered at \
-                once, before the bus confirmed, and before the first"]
+            #[ignore = "core bug: a second subscribe is answered before the bus confirmed"]
             cluster_subscribing_twice_is_answered_once_the_bus_confirmed,
             cluster_send_broadcast_and_disconnect_reach_other_nodes,
             cluster_newer_login_on_another_node_closes_the_older_4001_once,
             cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
-            #[ignore = "core bug (core/src/cluster): a login replacing a connection on another \
-node is counted as one more until the older one's Off arrives, so \
-watchers get a push of n+1 then n"]
+            #[ignore = "core bug: a replacement across nodes pushes n+1 then n"]
             cluster_a_replacement_on_another_node_is_one_step_for_presence,
             cluster_single_and_multi_policies_hold_across_nodes,
             cluster_presence_counts_are_cluster_wide,

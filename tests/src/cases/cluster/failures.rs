@@ -456,8 +456,11 @@ pub async fn cluster_a_restarted_node_replaces_its_old_run_at_once(binaries: [&P
     drop(old_client);
     let deadline = Instant::now() + ttl / 2;
     let url = cluster.redis_url();
-    let binary = cluster.nodes[2].binary().to_owned();
-    cluster.nodes[2] = ClusterNode::spawn(&binary, &url, "node-c", &flags).await;
+    let (binary, id) = (
+        cluster.nodes[2].binary().to_owned(),
+        cluster.nodes[2].id().to_owned(),
+    );
+    cluster.nodes[2] = ClusterNode::spawn(&binary, &url, &id, &flags).await;
     expect_offline_by(&mut watcher, &["rex"], deadline, "after node C restarted").await;
     cluster.wait_nodes(3).await;
     cluster.wait_presence("rex", &[]).await;

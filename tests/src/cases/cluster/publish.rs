@@ -317,6 +317,11 @@ pub async fn cluster_unsubscribe_and_subscribe_again_across_nodes(binaries: [&Pa
 /// waiting for the bus. The replies come in order (the first is answered by the bus's
 /// confirmation, so a second answered before the first was answered before the
 /// confirmation), and a publish on A right after the second reaches B's subscriber.
+///
+/// Ignored in the suites: it fails today. `on_subscribe` (core/src/handlers.rs) skips
+/// `cluster_subscribed` for a pattern the connection holds already and answers `subscribed` at
+/// once, while the first reply still waits for the bus: the second comes first, before Redis
+/// confirmed the glob.
 pub async fn cluster_subscribing_twice_is_answered_once_the_bus_confirmed(binaries: [&Path; 3]) {
     let cluster = Cluster::start(&binaries).await;
     // Raw frames, so that both subscribes go in one write and are read together.
