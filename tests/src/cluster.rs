@@ -41,6 +41,29 @@ const LOG_TAIL_LINES: usize = 80;
 
 static NEXT_LOG: AtomicU64 = AtomicU64::new(0);
 
+/// How long a cluster case may take before it fails as hung.
+pub const CLUSTER_CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs one cluster case on a fresh current-thread tokio runtime, failing it if it takes
+/// longer than [`CLUSTER_CASE_TIMEOUT`]. Unlike [`crate::run`], the timeout panics while the
+/// case is still alive, so its nodes are dropped during the panic and show their logs.
+pub fn run<Fut: Future<Output = ()>>(case: impl FnOnce() -> Fut) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    rt.block_on(async {
+        let case = case();
+        tokio::pin!(case);
+        tokio::select! {
+            () = &mut case => {}
+            () = tokio::time::sleep(CLUSTER_CASE_TIMEOUT) => {
+                panic!("the case did not finish within {CLUSTER_CASE_TIMEOUT:?} (hung)")
+            }
+        }
+    });
+}
+
 /// Polls `check` every 50 ms until it gives `Ok`, for at most `within`; panics with `what` and
 /// the last `Err` (what was seen instead).
 pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
@@ -273,6 +296,22 @@ impl ClusterNode {
     pub async fn connect(&self, user: &str, device: Option<&str>) -> (Client, Value) {
         let suffix = format!("@{}", self.id);
         Client::authed_at(self.addr, TEST_SECRET, user, device, &suffix).await
+    }
+
+    /// A WebSocket connection to `target` (e.g. `/ws?token=…&deviceName=…`) with extra request
+    /// headers, authenticated at the handshake; it and its `auth_success`.
+    pub async fn connect_to(
+        &self,
+        target: &str,
+        headers: &[(&str, &str)],
+        label: &str,
+    ) -> (Client, Value) {
+        let label = format!("{label}@{}", self.id);
+        let mut client = Client::try_connect(self.addr, target, headers, &label)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: upgrade to {target} failed: {e}"));
+        let first = client.recv_type("auth_success").await;
+        (client, first)
     }
 
     /// `GET /healthz`: the status code and the `status` field.

@@ -388,6 +388,8 @@ macro_rules! cluster_suite {
     ($binary:expr) => {
         $crate::__cluster_cases! { [$binary, $binary, $binary];
             cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
+            cluster_unsubscribe_and_subscribe_again_across_nodes,
+            cluster_subscribing_twice_is_answered_once_the_bus_confirmed,
             cluster_send_broadcast_and_disconnect_reach_other_nodes,
             cluster_newer_login_on_another_node_closes_the_older_4001_once,
             cluster_simultaneous_logins_on_two_nodes_leave_one_winner,
@@ -432,7 +434,7 @@ macro_rules! __cluster_cases {
                     ::std::path::Path::new(&b),
                     ::std::path::Path::new(&c),
                 ];
-                $crate::run(|| $crate::cases::cluster::$name(binaries))
+                $crate::cluster::run(|| $crate::cases::cluster::$name(binaries))
             }
         )*
     };

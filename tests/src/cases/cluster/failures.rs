@@ -14,40 +14,52 @@ use crate::util::token;
 use crate::ws::{Client, Incoming, RawWs};
 use crate::TEST_SECRET;
 
-/// Collects the presence pushes `watcher` gets until each of `users` went offline, before
-/// `deadline`; panics naming what came instead or what is missing.
-async fn expect_offline_by(watcher: &mut Client, users: &[&str], deadline: Instant, why: &str) {
-    let mut offline: Vec<&str> = Vec::new();
-    while offline.len() < users.len() {
+/// Collects the presence pushes `watcher` gets until it got one for each of `want` (user,
+/// connections left: 0 = offline), in any order, before `deadline`; panics naming what came
+/// instead or what is missing.
+async fn expect_pushes_by(
+    watcher: &mut Client,
+    want: &[(&str, u64)],
+    deadline: Instant,
+    why: &str,
+) {
+    let mut got: Vec<&str> = Vec::new();
+    while got.len() < want.len() {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = match watcher.try_next_within(left).await {
             Some(Incoming::Text(text)) => serde_json::from_str::<Value>(&text).expect("JSON"),
             Some(other) => panic!("{}: expected presence, got {other:?}", watcher.label),
             None => panic!(
-                "{}: {why}: only {offline:?} of {users:?} went offline in time",
+                "{}: {why}: of the pushes {want:?} only those of {got:?} came in time",
                 watcher.label
             ),
         };
         let user = msg["userId"].as_str().unwrap_or_default();
-        let user = users
+        let &(user, count) = want
             .iter()
-            .copied()
-            .find(|u| *u == user && !offline.contains(u))
+            .find(|(u, _)| *u == user && !got.contains(u))
             .unwrap_or_else(|| {
                 panic!(
-                    "{}: {why}: expected one offline push for each of {users:?}, got {msg}",
+                    "{}: {why}: expected one push for each of {want:?}, got {msg}",
                     watcher.label
                 )
             });
-        assert_presence(&msg, user, false, 0);
-        offline.push(user);
+        assert_presence(&msg, user, count > 0, count);
+        got.push(user);
     }
 }
 
-/// Node C holds two users and is killed with SIGKILL: a watcher of their presence on A gets
-/// one offline push for each within the ttl (and a margin), `/api/presence` on A and B says
-/// offline, the live nodes drop to 2, and a user that connects again on B counts only that
-/// new connection.
+/// [`expect_pushes_by`] with each of `users` going offline.
+async fn expect_offline_by(watcher: &mut Client, users: &[&str], deadline: Instant, why: &str) {
+    let want: Vec<(&str, u64)> = users.iter().map(|u| (*u, 0)).collect();
+    expect_pushes_by(watcher, &want, deadline, why).await;
+}
+
+/// Node C holds two users' only connections, and one of a third user who has another on B,
+/// and is killed with SIGKILL: a watcher of their presence on A gets one offline push for each
+/// of the two and a push of 1 for the third, within the ttl (and a margin); `/api/presence` on
+/// A and B says offline (and lists the third's B connection alone), the live nodes drop to 2,
+/// and a user that connects again on B counts only that new connection.
 pub async fn cluster_a_killed_node_leaves_no_ghosts_within_the_ttl(binaries: [&Path; 3]) {
     let mut cluster = Cluster::start(&binaries).await;
     let users = ["kip", "kai"];
@@ -59,14 +71,23 @@ pub async fn cluster_a_killed_node_leaves_no_ghosts_within_the_ttl(binaries: [&P
     }
     let (_stays, auth) = cluster.nodes[1].connect("stays", None).await;
     let stays_id = conn_id(&auth);
+    let (_kim_phone, auth) = cluster.nodes[2].connect("kim", Some("phone")).await;
+    let kim_phone_id = conn_id(&auth);
+    let (_kim_laptop, auth) = cluster.nodes[1].connect("kim", Some("laptop")).await;
+    let kim_laptop_id = conn_id(&auth);
+    cluster
+        .wait_presence("kim", &[&kim_phone_id, &kim_laptop_id])
+        .await;
     let (mut watcher, _) = cluster.nodes[0].connect("watcher", None).await;
     for user in users {
         assert_presence(&watch(&mut watcher, user).await, user, true, 1);
     }
+    assert_presence(&watch(&mut watcher, "kim").await, "kim", true, 2);
 
     cluster.nodes[2].sigkill();
     let deadline = Instant::now() + TTL + Duration::from_secs(3);
-    expect_offline_by(&mut watcher, &users, deadline, "after SIGKILL of node C").await;
+    let want = [("kip", 0), ("kai", 0), ("kim", 1)];
+    expect_pushes_by(&mut watcher, &want, deadline, "after SIGKILL of node C").await;
     cluster.wait_nodes_on(&[0, 1], 2).await;
     for user in users {
         cluster.wait_presence_on(&[0, 1], user, &[]).await;
@@ -74,6 +95,9 @@ pub async fn cluster_a_killed_node_leaves_no_ghosts_within_the_ttl(binaries: [&P
             assert_eq!(node.presence(user).await["online"], false, "{}", node.id());
         }
     }
+    cluster
+        .wait_presence_on(&[0, 1], "kim", &[&kim_laptop_id])
+        .await;
     cluster
         .wait_presence_on(&[0, 1], "stays", &[&stays_id])
         .await;
@@ -171,7 +195,8 @@ async fn publish_both(
 /// did alone is known everywhere (who came, who left), publishes cross nodes again (to
 /// subscriptions made during the outage too), no message reaches anyone twice over the whole
 /// test, and the session conflicts of the outage are settled by time: a user+device on A and
-/// later on B keeps B's (A's gets 4001 once), and the other way round.
+/// later on B (both during the outage, or A's from before it) keeps B's (A's gets 4001 once),
+/// and the other way round.
 pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path; 3]) {
     let mut cluster = Cluster::start(&binaries).await;
     let mut subs = Vec::new();
@@ -254,11 +279,15 @@ pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path;
     on_d.expect_nothing_pending().await;
     let all = [0, 1, 2, 3];
     ghost.close().await;
-    // Session conflicts, each side later by the clock than the other: `early` on A before
-    // the outage and on B now (B's is the newest); `late` on B now and on A after it (A's).
+    // Session conflicts, settled by the clock: `early` on A before the outage and on B
+    // during it (B's is the newest); `during` on A and then on B during it (B's); `late` on B
+    // and then on A during it (A's).
+    let (mut during_on_a, _) = cluster.nodes[0].connect("during", Some("phone")).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (mut early_on_b, auth) = cluster.nodes[1].connect("early", Some("phone")).await;
     let early_id = conn_id(&auth);
+    let (mut during_on_b, auth) = cluster.nodes[1].connect("during", Some("phone")).await;
+    let during_id = conn_id(&auth);
     let (mut late_on_b, _) = cluster.nodes[1].connect("late", Some("phone")).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (mut late_on_a, auth) = cluster.nodes[0].connect("late", Some("phone")).await;
@@ -272,10 +301,13 @@ pub async fn cluster_survives_redis_restart_without_duplicates(binaries: [&Path;
     cluster.restart_redis();
     cluster.wait_health_on(&all, "ok", SETTLE).await;
     expect_close_once(&mut early_on_a, 4001).await;
+    expect_close_once(&mut during_on_a, 4001).await;
     expect_close_once(&mut late_on_b, 4001).await;
     cluster.wait_presence("early", &[&early_id]).await;
+    cluster.wait_presence("during", &[&during_id]).await;
     cluster.wait_presence("late", &[&late_id]).await;
     early_on_b.expect_nothing_pending().await;
+    during_on_b.expect_nothing_pending().await;
     late_on_a.expect_nothing_pending().await;
     cluster.wait_nodes(4).await;
     // What each node did alone is known everywhere again: who came, who left.
@@ -424,8 +456,11 @@ pub async fn cluster_a_restarted_node_replaces_its_old_run_at_once(binaries: [&P
     drop(old_client);
     let deadline = Instant::now() + ttl / 2;
     let url = cluster.redis_url();
-    let binary = cluster.nodes[2].binary().to_owned();
-    cluster.nodes[2] = ClusterNode::spawn(&binary, &url, "node-c", &flags).await;
+    let (binary, id) = (
+        cluster.nodes[2].binary().to_owned(),
+        cluster.nodes[2].id().to_owned(),
+    );
+    cluster.nodes[2] = ClusterNode::spawn(&binary, &url, &id, &flags).await;
     expect_offline_by(&mut watcher, &["rex"], deadline, "after node C restarted").await;
     cluster.wait_nodes(3).await;
     cluster.wait_presence("rex", &[]).await;

@@ -24,7 +24,11 @@ pub use presence::{
     cluster_presence_counts_are_cluster_wide,
     cluster_send_broadcast_and_disconnect_reach_other_nodes,
 };
-pub use publish::cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order;
+pub use publish::{
+    cluster_publish_with_wildcards_reaches_every_node_exactly_once_in_order,
+    cluster_subscribing_twice_is_answered_once_the_bus_confirmed,
+    cluster_unsubscribe_and_subscribe_again_across_nodes,
+};
 pub use sessions::{
     cluster_a_replacement_on_another_node_is_one_step_for_presence,
     cluster_newer_login_on_another_node_closes_the_older_4001_once,

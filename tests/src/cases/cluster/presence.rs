@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{assert_presence, conn_id, expect_close_once, expect_presence, watch};
+use super::{assert_presence, conn_id, expect_close_once, expect_presence, subscribe, watch};
 use crate::cluster::Cluster;
+use crate::util::{is_protocol_timestamp, token};
 use crate::ws::Client;
+use crate::TEST_SECRET;
 
 /// The next message of `client` must be a push of `data`.
 async fn expect_push(client: &mut Client, data: &Value) {
@@ -21,20 +23,34 @@ async fn expect_push(client: &mut Client, data: &Value) {
 }
 
 /// A watcher on A sees one user's connections come on B, C and A (1, 2, 3) and go (2, 1, 0),
-/// and one subscribing on C later gets the cluster-wide count in its snapshot;
-/// `/api/presence` on every node lists every connection with the node that holds it;
+/// like a `presence.*` subscriber on B (no snapshot, every user), and one subscribing on C
+/// later gets the cluster-wide count in its snapshot; `/api/presence` on every node lists
+/// every connection with the node that holds it, its device, name, user agent, IP and the
+/// same `connectedAt`;
 /// `/api/stats` names the node and counts the live nodes.
 pub async fn cluster_presence_counts_are_cluster_wide(binaries: [&Path; 3]) {
     let cluster = Cluster::start(&binaries).await;
     let user = "pat@example.com";
+    // A pattern: no snapshot, and every user's changes anywhere.
+    let (mut star, _) = cluster.nodes[1].connect("star", None).await;
+    subscribe(&mut star, "presence.*").await;
     let (mut watcher_a, _) = cluster.nodes[0].connect("watcher-a", None).await;
     let snapshot = watch(&mut watcher_a, user).await;
     assert_presence(&snapshot, user, false, 0);
+    expect_presence(&mut star, "watcher-a", true, 1).await;
 
     let mut pats = Vec::new();
     for (count, (node, device)) in [(1, "d-b"), (2, "d-c"), (0, "d-a")].into_iter().enumerate() {
-        let (client, auth) = cluster.nodes[node].connect(user, Some(device)).await;
+        let target = format!(
+            "/ws?token={}&device={device}&deviceName=Pat%27s%20{device}",
+            token(TEST_SECRET, user)
+        );
+        let agent = format!("e2e-agent/{device}");
+        let (client, auth) = cluster.nodes[node]
+            .connect_to(&target, &[("User-Agent", &agent)], &format!("pat/{device}"))
+            .await;
         expect_presence(&mut watcher_a, user, true, count as u64 + 1).await;
+        expect_presence(&mut star, user, true, count as u64 + 1).await;
         pats.push((node, device, conn_id(&auth), client));
     }
     let ids: Vec<&str> = pats.iter().map(|(_, _, id, _)| id.as_str()).collect();
@@ -43,7 +59,9 @@ pub async fn cluster_presence_counts_are_cluster_wide(binaries: [&Path; 3]) {
     let (mut watcher_c, _) = cluster.nodes[2].connect("watcher-c", None).await;
     let snapshot = watch(&mut watcher_c, user).await;
     assert_presence(&snapshot, user, true, 3);
+    expect_presence(&mut star, "watcher-c", true, 1).await;
 
+    let mut connected = std::collections::HashMap::new();
     for node in &cluster.nodes {
         let body = node.presence(user).await;
         assert_eq!(body["userId"], user, "{}: {body}", node.id());
@@ -56,10 +74,39 @@ pub async fn cluster_presence_counts_are_cluster_wide(binaries: [&Path; 3]) {
                 .find(|c| c["connId"] == id.as_str())
                 .unwrap_or_else(|| panic!("{}: {id} not listed: {body}", node.id()));
             let holder = cluster.nodes[*holder].id();
+            let name = format!("Pat's {device}");
+            let agent = format!("e2e-agent/{device}");
             assert_eq!(
-                (entry["nodeId"].as_str(), entry["deviceId"].as_str()),
-                (Some(holder), Some(*device)),
+                (
+                    entry["nodeId"].as_str(),
+                    entry["deviceId"].as_str(),
+                    entry["deviceName"].as_str(),
+                    entry["userAgent"].as_str(),
+                    entry["ip"].as_str(),
+                ),
+                (
+                    Some(holder),
+                    Some(*device),
+                    Some(name.as_str()),
+                    Some(agent.as_str()),
+                    Some("127.0.0.1")
+                ),
                 "{}: the entry of {id}: {entry}",
+                node.id()
+            );
+            let connected_at = entry["connectedAt"].as_str().unwrap_or_default();
+            assert!(
+                is_protocol_timestamp(connected_at),
+                "{}: connectedAt of {id}: {entry}",
+                node.id()
+            );
+            let first_seen = connected
+                .entry(id.clone())
+                .or_insert_with(|| connected_at.to_owned());
+            assert_eq!(
+                first_seen.as_str(),
+                connected_at,
+                "{}: every node says the same connectedAt for {id}",
                 node.id()
             );
             assert!(
@@ -80,6 +127,7 @@ pub async fn cluster_presence_counts_are_cluster_wide(binaries: [&Path; 3]) {
         client.close().await;
         expect_presence(&mut watcher_a, user, left > 0, left).await;
         expect_presence(&mut watcher_c, user, left > 0, left).await;
+        expect_presence(&mut star, user, left > 0, left).await;
     }
     cluster.wait_presence(user, &[]).await;
     for node in &cluster.nodes {
@@ -87,6 +135,7 @@ pub async fn cluster_presence_counts_are_cluster_wide(binaries: [&Path; 3]) {
     }
     watcher_a.expect_nothing_pending().await;
     watcher_c.expect_nothing_pending().await;
+    star.expect_nothing_pending().await;
 }
 
 /// `POST /api/send` (by user, device and connId), `/api/broadcast` (to users and to everyone)

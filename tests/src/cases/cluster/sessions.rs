@@ -84,6 +84,12 @@ pub async fn cluster_simultaneous_logins_on_two_nodes_leave_one_winner(binaries:
 /// no push is sent; across nodes too. The phone of a user with a laptop moves from A to B to
 /// C to A: watchers of the user on every node get no push (the count stays 2 throughout), and
 /// every snapshot says 2.
+///
+/// Ignored in the suites: it fails today. The newer connection is counted at once (on its
+/// own node when it authenticates, `Switchboard::authenticate`; on the others when its `On`
+/// arrives) while the older one on another node still counts until its node's `Off` arrives:
+/// `presence_count` (core/src/cluster/node.rs) adds every remote connection without the
+/// session policy's losers taken out, so the watchers get a push of 3, then of 2.
 pub async fn cluster_a_replacement_on_another_node_is_one_step_for_presence(binaries: [&Path; 3]) {
     let cluster = Cluster::start(&binaries).await;
     let user = "rey";
