@@ -65,6 +65,7 @@ fn token(sub: &str) -> String {
             exp: now + 3600,
             device: None,
             topics: None,
+            info: None,
         },
     )
 }

@@ -42,6 +42,7 @@ impl Verifier for PlainVerifier {
             exp: UNIX_MILLIS / 1000 + 3600,
             device: None,
             topics: None,
+            info: None,
         })
     }
 }

@@ -24,7 +24,14 @@ pub struct Claims {
     /// Topic patterns this user may use; `None` means any topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,
+    /// What the application keeps with the connection (a JSON object of at most
+    /// [`MAX_INFO_BYTES`] serialized), returned as is by the presence and connection queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Map<String, Value>>,
 }
+
+/// Largest accepted `info` claim, serialized, in bytes.
+pub const MAX_INFO_BYTES: usize = 1024;
 
 impl Claims {
     /// Whether the token has expired at `now_unix_millis`, allowing
@@ -187,6 +194,12 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
+/// The refusal of an `info` claim that is not a small JSON object.
+pub(crate) const INVALID_INFO: AuthError = AuthError::InvalidClaim {
+    claim: "info",
+    reason: "must be a JSON object of at most 1 KiB",
+};
+
 /// Validates the payload claim by claim, so each failure names its claim.
 ///
 /// A claim present as `null` counts as present with the wrong type: refusing
@@ -230,11 +243,18 @@ fn claims_from_value(payload: Value) -> Result<Claims, AuthError> {
 
     let topics = optional_string_array(&mut map, "topics")?;
 
+    let info = match map.remove("info") {
+        None => None,
+        Some(Value::Object(info)) => Some(info),
+        Some(_) => return Err(INVALID_INFO),
+    };
+
     Ok(Claims {
         sub,
         exp,
         device,
         topics,
+        info,
     })
 }
 
@@ -319,6 +339,7 @@ mod tests {
             exp: 2_000_000_000,
             device: None,
             topics: None,
+            info: None,
         }
     }
 
@@ -364,6 +385,7 @@ mod tests {
             exp: 1_900_000_000,
             device: Some("phone".into()),
             topics: Some(vec!["chat.*".into(), "news".into()]),
+            info: None,
         };
         assert_eq!(verify(&sign_hs256(SECRET, &c)), Ok(c));
         let minimal = claims("u");

@@ -4,11 +4,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::AuthError;
+use serde_json::value::RawValue;
+
+use crate::auth::{AuthError, INVALID_INFO, MAX_INFO_BYTES};
 use crate::protocol::validate_device_id;
 use crate::switchboard::{Switchboard, MAX_USER_ID_BYTES};
 use crate::time::{Instant, Now};
 use crate::topics::Pattern;
+
+/// A token's `info` claim: a JSON object, serialized once, returned as is.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Info(Box<RawValue>);
+
+impl Info {
+    pub(crate) fn raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl PartialEq for Info {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Info {}
 
 /// A verified identity, ready to be bound to a connection.
 pub(crate) struct Identity {
@@ -16,6 +37,8 @@ pub(crate) struct Identity {
     pub(crate) device: Option<String>,
     pub(crate) allowed_topics: Option<Arc<[Pattern]>>,
     pub(crate) expires_at: Instant,
+    /// The token's `info`, serialized once.
+    pub(crate) info: Option<Info>,
 }
 
 impl Switchboard {
@@ -53,6 +76,17 @@ impl Switchboard {
                     })?,
             ),
         };
+        // Checked here, not in the verifier, so that every verifier's tokens obey it.
+        let info = match &claims.info {
+            None => None,
+            Some(info) => {
+                let json = serde_json::to_string(info).map_err(|_| INVALID_INFO)?;
+                if json.len() > MAX_INFO_BYTES {
+                    return Err(INVALID_INFO);
+                }
+                Some(Info(RawValue::from_string(json).map_err(|_| INVALID_INFO)?))
+            }
+        };
         let remaining = claims
             .expires_at_millis(leeway)
             .saturating_sub(now.unix_millis);
@@ -61,6 +95,7 @@ impl Switchboard {
             user: claims.sub,
             device: claims.device,
             allowed_topics,
+            info,
         })
     }
 }

@@ -45,7 +45,7 @@
 //!
 //! // A client connects with a token in its upgrade request.
 //! let token = auth::sign_hs256(secret, &auth::Claims {
-//!     sub: "alice".into(), exp: 1_795_431_600, device: None, topics: None,
+//!     sub: "alice".into(), exp: 1_795_431_600, device: None, topics: None, info: None,
 //! });
 //! let handshake = Handshake { token: Some(token), ..Handshake::default() };
 //! let conn = sb.open(now, "127.0.0.1".parse().unwrap(), handshake).unwrap();

@@ -44,6 +44,11 @@ pub struct ConnectionInfo<'a> {
 }
 
 impl<'a> ConnectionInfo<'a> {
+    /// The token's `info` claim (a JSON object), if it had one.
+    pub fn info(&self) -> Option<&'a serde_json::value::RawValue> {
+        self.conn.session()?.info.as_ref().map(|i| i.raw())
+    }
+
     /// The connection's id.
     pub fn id(&self) -> ConnId {
         self.id

@@ -77,6 +77,8 @@ pub(crate) struct Session {
     pub(crate) expires_at: Instant,
     /// Wall-clock time of authentication: the first part of its rank across nodes.
     pub(crate) authenticated_at_unix_millis: u64,
+    /// The token's `info` claim, as the queries return it.
+    pub(crate) info: Option<crate::claims::Info>,
 }
 
 /// Where a connection stands with authentication.

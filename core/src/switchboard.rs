@@ -453,6 +453,7 @@ impl Switchboard {
                 allowed_topics: identity.allowed_topics,
                 expires_at: identity.expires_at,
                 authenticated_at_unix_millis: now.unix_millis,
+                info: identity.info,
             },
         );
         self.rearm(id);
@@ -570,6 +571,7 @@ mod tests {
                 exp: 1_795_431_600,
                 device: None,
                 topics: None,
+                info: None,
             },
         );
         let ip = IpAddr::from([127, 0, 0, 1]);

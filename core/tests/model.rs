@@ -217,6 +217,7 @@ fn token(user: &str, device: Option<usize>) -> String {
             exp: WALL0 / 1000 + 1_000_000,
             device: device.map(|d| DEVICES[d].to_owned()),
             topics: None,
+            info: None,
         },
     )
 }

@@ -86,6 +86,7 @@ impl Token {
             exp: self.exp(wall),
             device: self.device().map(str::to_owned),
             topics: (self.kind() == 6).then(|| RESTRICTED.map(str::to_owned).to_vec()),
+            info: None,
         };
         let secret: &[u8] = if self.kind() == 7 { b"wrong" } else { SECRET };
         sign_hs256(secret, &claims)

@@ -104,6 +104,7 @@ impl TokenChoice {
             exp: now_secs + 3600,
             device: None,
             topics: None,
+            info: None,
         };
         match self {
             TokenChoice::Valid { user, device } => sign_hs256(

@@ -14,7 +14,9 @@ use crate::frames::{Json, Str};
 
 const SECRET: &[u8] = b"tokens-secret";
 const ALGS: [&str; 7] = ["HS256", "none", "HS384", "hs256", "RS256", "", "HS256 "];
-const KEYS: [&str; 8] = ["sub", "exp", "device", "topics", "alg", "typ", "nbf", "iat"];
+const KEYS: [&str; 9] = [
+    "sub", "exp", "device", "topics", "info", "alg", "typ", "nbf", "iat",
+];
 const B64_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ";
 
 /// One segment of a hand-built `a.b.c` string.
@@ -198,11 +200,17 @@ fn expected_claims(payload: &[u8]) -> Option<Claims> {
         ),
         Some(_) => return None,
     };
+    let info = match m.get("info") {
+        None => None,
+        Some(Value::Object(info)) => Some(info.clone()),
+        Some(_) => return None,
+    };
     Some(Claims {
         sub,
         exp,
         device,
         topics,
+        info,
     })
 }
 
@@ -334,6 +342,7 @@ pub fn run(input: &Input) {
                 topics: topics
                     .as_ref()
                     .map(|t| t.iter().map(Str::render_any).collect()),
+                info: None,
             };
             let token = sign_hs256(SECRET, &claims);
             let result = verify(&token);

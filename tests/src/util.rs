@@ -32,6 +32,7 @@ pub fn claims(sub: &str) -> Claims {
         exp: unix_now() + 3600,
         device: None,
         topics: None,
+        info: None,
     }
 }
 

@@ -197,6 +197,7 @@ impl Target {
             exp: self.exp,
             device: None,
             topics: None,
+            info: None,
         };
         sign_hs256(self.common.secret.as_bytes(), &claims)
     }

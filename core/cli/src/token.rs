@@ -28,6 +28,7 @@ pub(crate) fn print_token(
         exp: (now + ttl).as_secs(),
         device,
         topics,
+        info: None,
     };
     println!("{}", sign_hs256(secret.as_bytes(), &claims));
     ExitCode::SUCCESS

@@ -21,6 +21,7 @@ pub(crate) struct RemoteConn {
     pub(crate) connected_at: u64,
     pub(crate) authenticated_at: u64,
     pub(crate) epoch: u64,
+    pub(crate) info: Option<crate::claims::Info>,
 }
 
 /// One other node's run.
@@ -69,6 +70,11 @@ impl<'a> RemoteConnection<'a> {
     pub fn ip(&self) -> &'a str {
         &self.conn.ip
     }
+    /// The token's `info` claim, if it had one.
+    pub fn info(&self) -> Option<&'a serde_json::value::RawValue> {
+        self.conn.info.as_ref().map(|i| i.raw())
+    }
+
     /// When it connected (Unix milliseconds).
     pub fn connected_at_unix_millis(&self) -> u64 {
         self.conn.connected_at
@@ -154,6 +160,7 @@ impl Members {
             connected_at: record.connected_at,
             authenticated_at: record.authenticated_at,
             epoch: record.epoch,
+            info: record.info,
         };
         if let Some(old) = entry.conns.insert(id.clone(), conn) {
             unindex(&mut self.users, &old.user, node, &id);

@@ -784,6 +784,7 @@ impl Switchboard {
             connected_at: conn.connected_at_unix_millis,
             authenticated_at: claim.authenticated_at,
             epoch: claim.epoch,
+            info: session.info.clone(),
         })
     }
 

@@ -23,6 +23,9 @@ pub(crate) struct ConnRecord {
     /// Session rank: when its node authenticated it (wall-clock ms), then the user's epoch.
     pub(crate) authenticated_at: u64,
     pub(crate) epoch: u64,
+    /// The token's `info` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) info: Option<crate::claims::Info>,
 }
 
 /// Who a forwarded send is for.

@@ -180,6 +180,7 @@ mod tests {
                 exp: 1_795_431_600,
                 device: None,
                 topics: None,
+                info: None,
             },
         );
         let hs = Handshake {

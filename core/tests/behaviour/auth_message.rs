@@ -273,3 +273,71 @@ fn device_precedence_is_observable_through_per_device_replacement() {
     );
     assert_eq!(h.sb.user_connections("alice"), &[second, third, fourth]);
 }
+
+fn claims_with_info(user: &str, info: serde_json::Value) -> switchboard_core::auth::Claims {
+    let mut claims = claims(user);
+    claims.info = match info {
+        serde_json::Value::Object(map) => Some(map),
+        _ => unreachable!("the tests give objects"),
+    };
+    claims
+}
+
+#[test]
+fn the_info_claim_is_kept_with_the_connection_as_given() {
+    let mut h = Harness::new();
+    let info = json!({"role":"admin","name":"Alice A.","n":[1,2]});
+    let conn = h.open_with_claims(&claims_with_info("alice", info.clone()), None);
+    let kept =
+        h.sb.connection(conn)
+            .unwrap()
+            .info()
+            .map(|i| i.get().to_owned());
+    let kept: serde_json::Value = serde_json::from_str(&kept.unwrap()).unwrap();
+    assert_eq!(kept, info);
+}
+
+#[test]
+fn an_info_claim_of_1_kib_is_accepted_and_one_byte_more_is_refused() {
+    // {"p":"xxx…"} serialized: 8 bytes around the string.
+    let at_limit = json!({"p": "x".repeat(1024 - 8)});
+    assert_eq!(at_limit.to_string().len(), 1024);
+    let over = json!({"p": "x".repeat(1024 - 7)});
+    let mut h = Harness::new();
+    let conn = h.open_anonymous();
+    let frame = |c: &switchboard_core::auth::Claims| {
+        json!({"type":"auth","token":token_with(c)}).to_string()
+    };
+    let reply = h.ask1(conn, &frame(&claims_with_info("alice", over)));
+    assert_eq!(
+        (reply["type"].as_str(), reply["message"].as_str()),
+        (
+            Some("auth_error"),
+            Some("claim `info` must be a JSON object of at most 1 KiB")
+        )
+    );
+    let reply = h.ask1(conn, &frame(&claims_with_info("alice", at_limit)));
+    assert_eq!(reply["type"], "auth_success");
+}
+
+#[test]
+fn an_info_claim_that_is_not_an_object_is_refused_like_an_invalid_token() {
+    let mut h = Harness::new();
+    let conn = h.open_anonymous();
+    for info in [json!("admin"), json!([1]), json!(null), json!(3)] {
+        let mut payload = serde_json::to_value(claims("alice")).unwrap();
+        payload["info"] = info.clone();
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let reply = h.ask1(conn, &json!({"type":"auth","token":token}).to_string());
+        assert_eq!(reply["type"], "auth_error", "info {info}");
+        assert_eq!(
+            reply["message"],
+            "claim `info` must be a JSON object of at most 1 KiB"
+        );
+    }
+}

@@ -34,6 +34,7 @@ pub(crate) fn claims(user: &str) -> Claims {
         exp: EXP_FAR,
         device: None,
         topics: None,
+        info: None,
     }
 }
 

@@ -213,6 +213,7 @@ pub(crate) fn token(user: &str) -> String {
             exp: WALL0 / 1000 + 10_000_000,
             device: None,
             topics: None,
+            info: None,
         },
     )
 }

@@ -2,6 +2,7 @@
 //! a user's connections, and whether one connection is still there.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{bad, ApiError};
 use crate::cluster::ConnLocation;
@@ -89,6 +90,9 @@ struct PresenceConnection<'a> {
     user_agent: Option<&'a str>,
     ip: String,
     connected_at: String,
+    /// The token's `info` claim, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<&'a RawValue>,
 }
 
 pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse, ApiError> {
@@ -111,6 +115,7 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
             user_agent: info.user_agent(),
             ip: info.ip().to_string(),
             connected_at: timestamp(info.connected_at_unix_millis()),
+            info: info.info(),
         });
     let remote = sb.remote_connections(&user).map(|info| PresenceConnection {
         conn_id: info.id().to_owned(),
@@ -120,6 +125,7 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
         user_agent: info.user_agent(),
         ip: info.ip().to_owned(),
         connected_at: timestamp(info.connected_at_unix_millis()),
+        info: info.info(),
     });
     let connections = local.chain(remote).collect();
     Ok(HttpResponse::json(
@@ -147,6 +153,8 @@ struct ConnectionBody<'a> {
     /// Known for this node's connections only (the others announce no subscriptions).
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<&'a RawValue>,
 }
 
 /// `GET /api/connections/{connId}`: 200 and what is known of it while it is there (on any node),
@@ -170,6 +178,7 @@ pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpRespons
                 ip: info.ip().to_string(),
                 connected_at: timestamp(info.connected_at_unix_millis()),
                 subscriptions: Some(subscriptions),
+                info: info.info(),
             }
         }
         ConnLocation::Elsewhere(_) => {
@@ -184,6 +193,7 @@ pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpRespons
                 ip: info.ip().to_owned(),
                 connected_at: timestamp(info.connected_at_unix_millis()),
                 subscriptions: None,
+                info: info.info(),
             }
         }
         ConnLocation::Nowhere => return Err(ApiError::Gone),
@@ -241,6 +251,7 @@ mod tests {
                 exp: T0 / 1000 + 60,
                 device: None,
                 topics: None,
+                info: None,
             },
         );
         let hs = Handshake {
@@ -371,6 +382,33 @@ mod connection_tests {
             405
         );
         assert_eq!(call(&mut sb, "GET", "/api/connections/", "").status, 404);
+    }
+
+    #[test]
+    fn the_token_info_is_returned_as_given_by_presence_and_connection_queries() {
+        use crate::auth::{sign_hs256, Claims};
+        let mut sb = new_sb();
+        let info = serde_json::json!({"role": "admin", "tags": ["a", "b"]});
+        let token = sign_hs256(
+            SECRET,
+            &Claims {
+                sub: "alice".into(),
+                exp: T0 / 1000 + 3600,
+                device: None,
+                topics: None,
+                info: info.as_object().cloned(),
+            },
+        );
+        let hs = Handshake {
+            token: Some(token),
+            ..Handshake::default()
+        };
+        let id = sb.open(now(), "192.0.2.7".parse().unwrap(), hs).unwrap();
+        drain(&mut sb);
+        let r = call(&mut sb, "GET", &format!("/api/connections/{id}"), "");
+        assert_eq!(json(&r)["info"], info);
+        let r = call(&mut sb, "GET", "/api/presence/alice", "");
+        assert_eq!(json(&r)["connections"][0]["info"], info);
     }
 
     #[test]

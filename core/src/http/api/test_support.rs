@@ -25,6 +25,7 @@ pub(super) fn open(sb: &mut Switchboard, user: &str, device: Option<&str>) -> Co
             exp: T0 / 1000 + 3600,
             device: None,
             topics: None,
+            info: None,
         },
     );
     let hs = Handshake {
