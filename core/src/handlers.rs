@@ -84,11 +84,14 @@ impl Switchboard {
                 return self.reply_error(now, id, code::TOO_MANY, &msg, reply_id);
             }
             conn.subscriptions.insert(pattern.clone());
-            self.topics.insert(&pattern, id);
         }
-        // Held (a repeated subscribe too) until the bus routes the pattern.
+        // Held (a repeated subscribe too) until the bus routes the pattern; the subscription
+        // takes effect with its `subscribed`, so that no message on it comes first.
         if self.cluster_subscribed(id, &pattern, new, reply_id) {
             return;
+        }
+        if new {
+            self.topics.insert(&pattern, id);
         }
         self.push_send(
             id,

@@ -737,10 +737,15 @@ impl Switchboard {
             .is_some_and(|c| c.claims.contains_key(&id))
     }
 
+    /// Sends the `subscribed` replies that were held, and puts their subscriptions into effect
+    /// (unless unsubscribed meanwhile): from here on, their messages follow the reply.
     fn reply_subscribed(&mut self, now: Now, replies: Vec<PendingReply>) {
         for reply in replies {
-            if self.registry.get(reply.conn).is_none() {
+            let Some(conn) = self.registry.get(reply.conn) else {
                 continue;
+            };
+            if conn.subscriptions.contains(&reply.pattern) {
+                self.topics.insert(&reply.pattern, reply.conn);
             }
             let payload = server::subscribed(
                 reply.pattern.as_str(),

@@ -825,3 +825,32 @@ fn connection_ids_are_unique_across_nodes_and_runs() {
     assert_eq!(cl.sb(B).locate_conn(&new_id), ConnLocation::Elsewhere("a"));
     cl.assert_ok();
 }
+
+#[test]
+fn no_message_on_a_held_subscription_comes_before_its_subscribed() {
+    let mut cl = Cluster::joined(2, TTL);
+    let local = cl.open(B, "pub-b", None);
+    let watcher = cl.open(B, "watcher", None);
+    cl.deliver_all();
+    // Held until the bus confirms `*`; meanwhile a local publish and a presence change that
+    // `**` matches happen on the same node.
+    cl.subscribe(watcher, "**");
+    assert!(!cl.clients[watcher].subscribed_to("**"));
+    cl.publish(local, "chat.lobby");
+    cl.open(B, "newcomer", None);
+    cl.deliver_all();
+    let frames = &cl.clients[watcher].frames;
+    let first = frames
+        .iter()
+        .position(|f| f["type"] == "subscribed" && f["topic"] == "**")
+        .expect("subscribed once the bus confirmed");
+    let early: Vec<_> = frames[..first]
+        .iter()
+        .filter(|f| f["type"] == "message" || f["type"] == "presence")
+        .collect();
+    assert!(early.is_empty(), "before its subscribed: {early:?}");
+    // From `subscribed` on, it hears what matches.
+    let tag = cl.publish(local, "chat.lobby");
+    cl.deliver_all();
+    assert!(cl.clients[watcher].tags().contains(&tag));
+}
