@@ -22,7 +22,7 @@ use crate::sockets::{Sockets, FIRST_SOCKET};
 use crate::sync::Arc;
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
 use switchboard_core::cluster::BusEvent;
-use switchboard_redis::{Bridge, BridgeConfig};
+use switchboard_redis::Bridge;
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins: the listener's
 /// readiness is left alone until then.
@@ -126,19 +126,12 @@ impl Embedded {
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
         let websocket = websocket_config(config.core.max_message_bytes);
         let commands = Arc::new(CommandQueue::new(waker));
-        let bridge = match &config.cluster {
-            Some(cluster) => {
-                let queue = commands.clone();
-                // The bridge's thread hands its events to the loop like any other command.
-                let on_event = move |event| {
-                    let _ = queue.push(Command::Bus(event));
-                };
-                let bridge = Bridge::start(BridgeConfig::new(&cluster.redis_url), on_event)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                Some(bridge)
-            }
-            None => None,
-        };
+        // The bridge's thread hands its events to the loop like any other command.
+        let queue = commands.clone();
+        let redis = config.cluster.as_ref().map(|c| c.redis_url.as_str());
+        let bridge = Bridge::for_server(redis, move |event| {
+            let _ = queue.push(Command::Bus(event));
+        })?;
         Ok(Embedded {
             sockets: Sockets::new(registry.try_clone()?, first, clock.clone(), bridge),
             listener,

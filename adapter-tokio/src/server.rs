@@ -15,7 +15,7 @@ use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
-use switchboard_redis::{Bridge, BridgeConfig};
+use switchboard_redis::Bridge;
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -51,18 +51,11 @@ impl Server {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
         let cap = Arc::new(ConnectionCap::new(config.max_connections));
-        let bridge = match &config.cluster {
-            Some(cluster) => {
-                let control = control_tx.clone();
-                let on_event = move |event| {
-                    let _ = control.send(Control::Bus(event));
-                };
-                let bridge = Bridge::start(BridgeConfig::new(&cluster.redis_url), on_event)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-                Some(bridge)
-            }
-            None => None,
-        };
+        let bus = control_tx.clone();
+        let redis = config.cluster.as_ref().map(|c| c.redis_url.as_str());
+        let bridge = Bridge::for_server(redis, move |event| {
+            let _ = bus.send(Control::Bus(event));
+        })?;
         let context = Arc::new(Context {
             events: events_tx,
             control: control_tx.clone(),

@@ -241,6 +241,21 @@ impl Bridge {
         })
     }
 
+    /// What a server's bind starts: the bridge to `redis_url` in cluster mode, `None` without
+    /// one. A refused URL is an [`std::io::ErrorKind::InvalidInput`] error, for the bind to
+    /// return.
+    pub fn for_server(
+        redis_url: Option<&str>,
+        on_event: impl FnMut(BusEvent) + Send + 'static,
+    ) -> std::io::Result<Option<Bridge>> {
+        let Some(url) = redis_url else {
+            return Ok(None);
+        };
+        Bridge::start(BridgeConfig::new(url), on_event)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    }
+
     /// Hands one action to the bridge thread; never blocks.
     ///
     /// While the bus is down the action is dropped (and counted), as is a publish beyond

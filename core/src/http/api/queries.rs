@@ -5,11 +5,11 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{bad, ApiError};
-use crate::cluster::ConnLocation;
+use crate::cluster::{ConnLocation, RemoteConnection};
 use crate::http::HttpResponse;
 use crate::protocol::percent::{self, Plus};
 use crate::protocol::write_timestamp;
-use crate::{Stats, Switchboard};
+use crate::{ConnectionInfo, Stats, Switchboard};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,12 +75,13 @@ pub(super) fn stats(sb: &Switchboard) -> HttpResponse {
 struct PresenceBody<'a> {
     user_id: &'a str,
     online: bool,
-    connections: Vec<PresenceConnection<'a>>,
+    connections: Vec<ConnectionView<'a>>,
 }
 
+/// One connection as the API shows it, wherever it is.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PresenceConnection<'a> {
+struct ConnectionView<'a> {
     conn_id: String,
     /// The node that holds it, when nodes have names.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +96,34 @@ struct PresenceConnection<'a> {
     info: Option<&'a RawValue>,
 }
 
+impl<'a> ConnectionView<'a> {
+    fn local(sb: &'a Switchboard, info: ConnectionInfo<'a>) -> Self {
+        ConnectionView {
+            conn_id: sb.conn_id_text(info.id()),
+            node_id: sb.node().map(|n| n.node.as_str()),
+            device_id: info.device(),
+            device_name: info.device_name(),
+            user_agent: info.user_agent(),
+            ip: info.ip().to_string(),
+            connected_at: timestamp(info.connected_at_unix_millis()),
+            info: info.info(),
+        }
+    }
+
+    fn remote(info: RemoteConnection<'a>) -> Self {
+        ConnectionView {
+            conn_id: info.id().to_owned(),
+            node_id: Some(info.node()),
+            device_id: info.device(),
+            device_name: info.device_name(),
+            user_agent: info.user_agent(),
+            ip: info.ip().to_owned(),
+            connected_at: timestamp(info.connected_at_unix_millis()),
+            info: info.info(),
+        }
+    }
+}
+
 pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse, ApiError> {
     let user = percent::decode(raw_user, Plus::Literal)
         .ok()
@@ -102,31 +131,12 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
     if user.is_empty() {
         return Err(bad("missing user id: use /api/presence/{userId}"));
     }
-    let node = sb.node().map(|n| n.node.as_str());
     let local = sb
         .user_connections(&user)
         .iter()
         .filter_map(|&id| sb.connection(id))
-        .map(|info| PresenceConnection {
-            conn_id: sb.conn_id_text(info.id()),
-            node_id: node,
-            device_id: info.device(),
-            device_name: info.device_name(),
-            user_agent: info.user_agent(),
-            ip: info.ip().to_string(),
-            connected_at: timestamp(info.connected_at_unix_millis()),
-            info: info.info(),
-        });
-    let remote = sb.remote_connections(&user).map(|info| PresenceConnection {
-        conn_id: info.id().to_owned(),
-        node_id: Some(info.node()),
-        device_id: info.device(),
-        device_name: info.device_name(),
-        user_agent: info.user_agent(),
-        ip: info.ip().to_owned(),
-        connected_at: timestamp(info.connected_at_unix_millis()),
-        info: info.info(),
-    });
+        .map(|info| ConnectionView::local(sb, info));
+    let remote = sb.remote_connections(&user).map(ConnectionView::remote);
     let connections = local.chain(remote).collect();
     Ok(HttpResponse::json(
         200,
@@ -141,20 +151,12 @@ pub(super) fn presence(sb: &Switchboard, raw_user: &str) -> Result<HttpResponse,
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ConnectionBody<'a> {
-    conn_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node_id: Option<&'a str>,
     user_id: Option<&'a str>,
-    device_id: Option<&'a str>,
-    device_name: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    ip: String,
-    connected_at: String,
+    #[serde(flatten)]
+    view: ConnectionView<'a>,
     /// Known for this node's connections only (the others announce no subscriptions).
     #[serde(skip_serializing_if = "Option::is_none")]
     subscriptions: Option<Vec<&'a str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    info: Option<&'a RawValue>,
 }
 
 /// `GET /api/connections/{connId}`: 200 and what is known of it while it is there (on any node),
@@ -169,31 +171,17 @@ pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpRespons
             let mut subscriptions: Vec<&str> = info.subscriptions().collect();
             subscriptions.sort_unstable();
             ConnectionBody {
-                conn_id: &conn,
-                node_id: sb.node().map(|n| n.node.as_str()),
                 user_id: info.user(),
-                device_id: info.device(),
-                device_name: info.device_name(),
-                user_agent: info.user_agent(),
-                ip: info.ip().to_string(),
-                connected_at: timestamp(info.connected_at_unix_millis()),
+                view: ConnectionView::local(sb, info),
                 subscriptions: Some(subscriptions),
-                info: info.info(),
             }
         }
         ConnLocation::Elsewhere(_) => {
             let info = sb.remote_connection(&conn).ok_or(ApiError::Gone)?;
             ConnectionBody {
-                conn_id: &conn,
-                node_id: Some(info.node()),
                 user_id: Some(info.user()),
-                device_id: info.device(),
-                device_name: info.device_name(),
-                user_agent: info.user_agent(),
-                ip: info.ip().to_owned(),
-                connected_at: timestamp(info.connected_at_unix_millis()),
+                view: ConnectionView::remote(info),
                 subscriptions: None,
-                info: info.info(),
             }
         }
         ConnLocation::Nowhere => return Err(ApiError::Gone),
