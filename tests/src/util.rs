@@ -165,3 +165,22 @@ pub async fn within<T>(what: &str, within: Duration, fut: impl Future<Output = T
         Err(_) => panic!("timed out after {within:?}: {what}"),
     }
 }
+
+/// Panics unless `msg` is a presence message of `user` with this state.
+pub fn assert_presence(msg: &serde_json::Value, user: &str, online: bool, connections: u64) {
+    assert_eq!(
+        (
+            msg["type"].as_str(),
+            msg["userId"].as_str(),
+            msg["online"].as_bool(),
+            msg["connections"].as_u64()
+        ),
+        (
+            Some("presence"),
+            Some(user),
+            Some(online),
+            Some(connections)
+        ),
+        "expected presence of {user} online={online} connections={connections}, got {msg}"
+    );
+}

@@ -21,6 +21,7 @@
 //!   announces and claims again, and any session conflict of the outage is settled by rank.
 
 mod bus;
+mod local;
 mod members;
 mod node;
 mod routing;

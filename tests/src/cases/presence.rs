@@ -1,28 +1,10 @@
 //! PROTOCOL.md "Presence", and the session policy (replacement with 4001).
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::util::{eventually, WAIT};
+use crate::util::{assert_presence, eventually, WAIT};
 use crate::ws::Client;
 use crate::{Adapter, Settings};
-
-fn assert_presence(msg: &Value, user: &str, online: bool, connections: u64) {
-    assert_eq!(
-        (
-            msg["type"].as_str(),
-            msg["userId"].as_str(),
-            msg["online"].as_bool(),
-            msg["connections"].as_u64()
-        ),
-        (
-            Some("presence"),
-            Some(user),
-            Some(online),
-            Some(connections)
-        ),
-        "expected presence of {user} online={online} connections={connections}, got {msg}"
-    );
-}
 
 /// Subscribing to a concrete presence topic sends the user's state right after `subscribed`;
 /// every change follows: 0->1, count changes, 1->0.

@@ -36,6 +36,7 @@ pub use sessions::{
     cluster_single_and_multi_policies_hold_across_nodes,
 };
 
+pub(crate) use crate::util::assert_presence;
 use serde_json::{json, Value};
 
 use crate::ws::{Client, Incoming};
@@ -83,25 +84,6 @@ pub(crate) async fn watch(client: &mut Client, user: &str) -> Value {
         client.label
     );
     snapshot
-}
-
-/// Panics unless `msg` is a presence message of `user` with this state.
-pub(crate) fn assert_presence(msg: &Value, user: &str, online: bool, connections: u64) {
-    assert_eq!(
-        (
-            msg["type"].as_str(),
-            msg["userId"].as_str(),
-            msg["online"].as_bool(),
-            msg["connections"].as_u64()
-        ),
-        (
-            Some("presence"),
-            Some(user),
-            Some(online),
-            Some(connections)
-        ),
-        "expected presence of {user} online={online} connections={connections}, got {msg}"
-    );
 }
 
 /// The next message of `client` must be `user`'s presence with this state.
