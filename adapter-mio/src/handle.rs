@@ -2,7 +2,7 @@
 
 use serde_json::value::RawValue;
 use switchboard_core::{
-    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError, Stats,
+    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError, Published, Stats,
     Stopped,
 };
 
@@ -84,7 +84,7 @@ impl Handle {
         topic: &str,
         data: Box<RawValue>,
         metadata: Option<Box<RawValue>>,
-    ) -> Result<Result<usize, PublishError>, Stopped> {
+    ) -> Result<Result<Published, PublishError>, Stopped> {
         let topic = topic.to_owned();
         self.with(move |c| c.publish(&topic, &data, metadata.as_deref()))
     }

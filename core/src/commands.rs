@@ -10,6 +10,7 @@ use crate::action::{Action, CloseCode};
 use crate::cluster::wire::Target;
 use crate::cluster::ConnLocation;
 use crate::error::{DisconnectError, Gone, PublishError};
+use crate::history::Published;
 use crate::protocol::{server, Metadata};
 use crate::registry::ConnId;
 use crate::switchboard::{Leave, Switchboard};
@@ -79,7 +80,7 @@ impl<'a> Commands<'a> {
         topic: &str,
         data: &RawValue,
         metadata: Option<&RawValue>,
-    ) -> Result<usize, PublishError> {
+    ) -> Result<Published, PublishError> {
         self.sb.publish(self.now, topic, data, metadata)
     }
 
@@ -261,7 +262,7 @@ impl Switchboard {
         topic: &str,
         data: &RawValue,
         metadata: Option<&RawValue>,
-    ) -> Result<usize, PublishError> {
+    ) -> Result<Published, PublishError> {
         let topic = Topic::parse(topic)?;
         if topic.is_presence() {
             return Err(PublishError::ReservedTopic);
@@ -270,15 +271,9 @@ impl Switchboard {
             .map(Metadata::from_json)
             .transpose()
             .map_err(|_| PublishError::InvalidMetadata)?;
-        let payload = server::message(
-            topic.as_str(),
-            data,
-            metadata.as_ref(),
-            "server",
-            now.unix_millis,
-        );
-        self.cluster_published(&topic, &payload);
-        Ok(self.fan_out(&topic, payload))
+        let (frame, position) =
+            self.encode_published(now, &topic, data, metadata.as_ref(), "server");
+        Ok(self.deliver_published(&topic, frame, position))
     }
 
     /// Closes one connection with an application close code (1000, 1008 or 4000..=4999).

@@ -30,6 +30,13 @@ pub struct Config {
     pub message_burst: u32,
     /// Clock-skew allowance when checking a token's `exp`.
     pub jwt_leeway: Duration,
+    /// Messages kept per topic for recovery; 0 turns history off.
+    pub history_size: usize,
+    /// Age at which a kept message is dropped.
+    pub history_ttl: Duration,
+    /// Bytes of kept frames over all topics; beyond it the streams least recently published
+    /// to are dropped first.
+    pub history_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -46,6 +53,9 @@ impl Default for Config {
             max_messages_per_sec: 100,
             message_burst: 200,
             jwt_leeway: Duration::ZERO,
+            history_size: 100,
+            history_ttl: Duration::from_secs(5 * 60),
+            history_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

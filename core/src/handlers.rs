@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 
 use crate::presence::user_of_presence_pattern;
-use crate::protocol::{code, server, validate_device_id, Metadata};
+use crate::protocol::{code, server, validate_device_id, Metadata, Since};
 use crate::registry::{ConnId, Connection};
 use crate::switchboard::Switchboard;
 use crate::time::Now;
@@ -54,6 +54,7 @@ impl Switchboard {
         now: Now,
         id: ConnId,
         topic: &str,
+        since: Option<&Since<'_>>,
         reply_id: Option<&str>,
     ) {
         let pattern = match Pattern::parse(topic) {
@@ -62,6 +63,9 @@ impl Switchboard {
                 return self.reply_error(now, id, code::BAD_REQUEST, &e.to_string(), reply_id)
             }
         };
+        if let Some(refusal) = since.and_then(|_| self.since_refusal(&pattern)) {
+            return self.reply_error(now, id, code::BAD_REQUEST, refusal, reply_id);
+        }
         let Some(conn) = self.registry.get_mut(id) else {
             return;
         };
@@ -93,10 +97,7 @@ impl Switchboard {
         if new {
             self.topics.insert(&pattern, id);
         }
-        self.push_send(
-            id,
-            server::subscribed(pattern.as_str(), reply_id, now.unix_millis),
-        );
+        self.reply_subscribed_at(now, id, &pattern, new, since, reply_id);
         if let Some(user) = user_of_presence_pattern(&pattern) {
             let count = self.presence_count(&user);
             self.push_send(
@@ -132,6 +133,7 @@ impl Switchboard {
             );
         }
         self.topics.remove(&pattern, id);
+        self.history_unsubscribed(now, &pattern);
         self.cluster_unsubscribed(now, id, &pattern);
         self.push_send(
             id,
@@ -177,17 +179,12 @@ impl Switchboard {
                 );
             }
         }
-        let payload = server::message(
-            topic.as_str(),
-            data,
-            metadata,
-            &session.user,
-            now.unix_millis,
-        );
+        let sender = session.user.clone();
+        let (frame, position) = self.encode_published(now, &topic, data, metadata, &sender);
         if let Some(reply_id) = reply_id {
-            self.push_send(id, server::ack(reply_id, now.unix_millis));
+            let ack = server::ack(reply_id, position.as_ref(), now.unix_millis);
+            self.push_send(id, ack);
         }
-        self.cluster_published(&topic, &payload);
-        self.fan_out(&topic, payload);
+        self.deliver_published(&topic, frame, position);
     }
 }

@@ -53,7 +53,7 @@
 //! // It subscribes; the application publishes.
 //! sb.handle_frame(now, conn, Frame::Text(r#"{"type":"subscribe","topic":"chat.*"}"#));
 //! let data = serde_json::value::RawValue::from_string("\"hi\"".into()).unwrap();
-//! assert_eq!(sb.publish(now, "chat.lobby", &data, None), Ok(1));
+//! assert_eq!(sb.publish(now, "chat.lobby", &data, None).map(|p| p.delivered), Ok(1));
 //!
 //! // Execute what the core decided: here, print the frames.
 //! while let Some(action) = sb.poll_action() {
@@ -79,6 +79,7 @@ mod error;
 mod execute;
 mod handlers;
 mod hashing;
+pub mod history;
 #[cfg(feature = "gateway")]
 pub mod http;
 mod limits;
@@ -99,6 +100,7 @@ pub use commands::Commands;
 pub use config::Config;
 pub use error::{DisconnectError, Gone, OpenError, PublishError, Stopped};
 pub use execute::Transport;
+pub use history::{HistoryError, Published};
 #[cfg(feature = "gateway")]
 pub use http::ServerConfig;
 pub use payload::Payload;

@@ -50,6 +50,9 @@ impl Switchboard {
             self.timers.schedule(conn.timer_at, id);
         }
         self.cluster_timeout(now);
+        if let Some(history) = self.history.as_mut() {
+            history.sweep(t);
+        }
         if let Some(deadline) = self.draining {
             if !self.stopped && t >= deadline {
                 self.stopped = true;

@@ -34,6 +34,12 @@ pub struct Stats {
     pub sends_total: u64,
     /// Live nodes of the cluster, this one included (1 when standalone).
     pub nodes: usize,
+    /// Topic streams held for history (idle ones included).
+    pub history_streams: usize,
+    /// Messages kept over all streams.
+    pub history_messages: usize,
+    /// Bytes of the kept frames (what `history_max_bytes` bounds).
+    pub history_bytes: usize,
 }
 
 /// What the core knows of one connection, borrowed from it.
@@ -198,6 +204,9 @@ impl Switchboard {
             subscriptions: self.topics.subscription_count(),
             topics: self.topics.pattern_count(),
             nodes: self.node_count(),
+            history_streams: self.history.as_ref().map_or(0, |h| h.len()),
+            history_messages: self.history.as_ref().map_or(0, |h| h.messages()),
+            history_bytes: self.history.as_ref().map_or(0, |h| h.bytes()),
             ..self.stats
         }
     }

@@ -15,6 +15,7 @@ use crate::claims::Identity;
 use crate::cluster::{Cluster, NodeIdentity};
 use crate::config::Config;
 use crate::error::OpenError;
+use crate::history;
 use crate::limits::TokenBucket;
 use crate::presence::PresenceChange;
 use crate::protocol::{
@@ -107,6 +108,8 @@ pub struct Switchboard {
     pub(crate) node: Option<NodeIdentity>,
     /// Cluster mode.
     pub(crate) cluster: Option<Box<Cluster>>,
+    /// Every topic's stream; `None` while history is off.
+    pub(crate) history: Option<Box<history::Store>>,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -126,7 +129,16 @@ impl Switchboard {
     /// and inputs give the same outputs, in the same order. A server draws it at random,
     /// since clients choose the keys and a known seed would let them collide on purpose.
     pub fn new(config: Config, verifier: impl Verifier, hash_seed: u64) -> Self {
+        let history = (config.history_size > 0).then(|| {
+            let bounds = history::Bounds {
+                size: config.history_size,
+                ttl: config.history_ttl,
+                max_bytes: config.history_max_bytes,
+            };
+            Box::new(history::Store::new(bounds, hash_seed, hash_seed))
+        });
         Switchboard {
+            history,
             verifier: Box::new(verifier),
             registry: Registry::new(hash_seed),
             topics: TopicTrie::with_seed(hash_seed),
@@ -284,13 +296,20 @@ impl Switchboard {
             _ if !authenticated => {
                 self.reply_error(now, id, code::UNAUTHORIZED, "not authenticated", reply_id)
             }
-            ClientMessage::Subscribe { topic } => self.on_subscribe(now, id, &topic, reply_id),
+            ClientMessage::Subscribe { topic, since } => {
+                self.on_subscribe(now, id, &topic, since.as_ref(), reply_id)
+            }
             ClientMessage::Unsubscribe { topic } => self.on_unsubscribe(now, id, &topic, reply_id),
             ClientMessage::Message {
                 topic,
                 data,
                 metadata,
             } => self.on_publish(now, id, &topic, data, metadata.as_ref(), reply_id),
+            ClientMessage::History {
+                topic,
+                limit,
+                since,
+            } => self.on_history(now, id, &topic, limit, since.as_ref(), reply_id),
         }
     }
 
@@ -399,7 +418,8 @@ impl Switchboard {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let drain = self.draining.filter(|_| !self.stopped);
         let cluster = self.cluster.as_ref().and_then(|c| c.next_deadline());
-        [self.timers.next_deadline(), drain, cluster]
+        let history = self.history.as_ref().and_then(|h| h.next_deadline());
+        [self.timers.next_deadline(), drain, cluster, history]
             .into_iter()
             .flatten()
             .min()
@@ -486,6 +506,7 @@ impl Switchboard {
         self.forget_timer();
         for pattern in &conn.subscriptions {
             self.topics.remove(pattern, id);
+            self.history_unsubscribed(now, pattern);
         }
         if self.cluster.is_some() {
             let patterns: Vec<Pattern> = conn.subscriptions.iter().cloned().collect();

@@ -183,6 +183,20 @@ pub(crate) struct ServerArgs {
     /// presence within the ttl.
     #[arg(long, env = "SWITCHBOARD_CLUSTER_TTL", default_value = "15s", value_parser = duration)]
     cluster_ttl: Duration,
+    /// Messages kept per topic for recovery and history; 0 turns history off.
+    #[arg(long, env = "SWITCHBOARD_HISTORY_SIZE", default_value_t = 100)]
+    history_size: usize,
+    /// No message older than this is kept or replayed.
+    #[arg(long, env = "SWITCHBOARD_HISTORY_TTL", default_value = "5m", value_parser = duration)]
+    history_ttl: Duration,
+    /// Bytes of kept messages over all topics; beyond it the streams least recently
+    /// published to are dropped first.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HISTORY_MAX_BYTES",
+        default_value_t = 67_108_864
+    )]
+    history_max_bytes: usize,
 }
 
 /// The message for a missing secret, naming both ways to give it.
@@ -236,8 +250,21 @@ impl ServerArgs {
             config.max_messages_per_sec = self.max_messages_per_sec;
             config.message_burst = self.max_messages_per_sec.saturating_mul(2);
             config.jwt_leeway = self.jwt_leeway;
+            config.history_size = self.history_size;
+            config.history_ttl = self.history_ttl;
+            config.history_max_bytes = self.history_max_bytes;
             config
         };
+        if self.history_size > 0 && self.history_ttl.is_zero() {
+            return Err("--history-ttl 0s: would keep nothing; give a duration, e.g. 5m \
+                        (--history-size 0 turns history off)"
+                .into());
+        }
+        if self.history_size > 0 && self.history_max_bytes == 0 {
+            return Err("--history-max-bytes 0: would keep nothing; give a size in bytes \
+                        (--history-size 0 turns history off)"
+                .into());
+        }
         config.api_key = self.api_key.filter(|k| !k.is_empty());
         config.drain_timeout = self.drain_timeout;
         config.handshake_timeout = self.handshake_timeout;

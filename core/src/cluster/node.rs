@@ -126,8 +126,12 @@ impl Switchboard {
     /// Joins a cluster: from now on the core emits [`Action::Bus`] and takes [`BusEvent`]s
     /// through [`handle_bus`](Self::handle_bus). It serves its own clients alone until the
     /// first [`BusEvent::Up`].
+    ///
+    /// History stays on this node's side of the bus for now: streams are not shared between
+    /// nodes yet, so cluster mode keeps none (frames carry no position).
     pub fn with_cluster(mut self, config: ClusterConfig) -> Self {
         self.node = Some(config.identity.clone());
+        self.history = None;
         self.cluster = Some(Box::new(Cluster::new(config, self.registry.seed())));
         self
     }

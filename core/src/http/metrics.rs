@@ -44,7 +44,7 @@ pub fn adapter_gauges(
 
 fn metrics_text(sb: &Switchboard, extra: &[(&str, &str, u64)]) -> HttpResponse {
     let s = sb.stats();
-    let gauges: [(&str, &str, u64); 6] = [
+    let gauges: [(&str, &str, u64); 9] = [
         (
             "switchboard_connections",
             "Open WebSocket connections, authenticated or not.",
@@ -74,6 +74,21 @@ fn metrics_text(sb: &Switchboard, extra: &[(&str, &str, u64)]) -> HttpResponse {
             "switchboard_draining",
             "1 while the server drains for shutdown, else 0.",
             u64::from(sb.is_draining()),
+        ),
+        (
+            "switchboard_history_streams",
+            "Topic streams held for history and recovery.",
+            s.history_streams as u64,
+        ),
+        (
+            "switchboard_history_messages",
+            "Messages kept for history and recovery over all topics.",
+            s.history_messages as u64,
+        ),
+        (
+            "switchboard_history_bytes",
+            "Bytes of the kept message frames (bounded by --history-max-bytes).",
+            s.history_bytes as u64,
         ),
     ];
     let counters: [(&str, &str, u64); 6] = [
@@ -233,7 +248,7 @@ mod tests {
         let text = std::str::from_utf8(&r.body).unwrap();
         assert!(text.ends_with('\n'));
         let (samples, types) = parse(text);
-        assert_eq!(samples.len(), 12);
+        assert_eq!(samples.len(), 15);
         assert_eq!(samples["switchboard_connections"], 1);
         assert_eq!(samples["switchboard_authenticated_connections"], 1);
         assert_eq!(samples["switchboard_online_users"], 1);
@@ -294,7 +309,7 @@ mod tests {
             ],
         );
         let (samples, _) = parse(std::str::from_utf8(&r.body).unwrap());
-        assert_eq!(samples.len(), 13);
+        assert_eq!(samples.len(), 16);
         assert_eq!(samples["x_ok"], 1);
         assert_eq!(samples["switchboard_connections"], 1);
     }

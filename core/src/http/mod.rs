@@ -19,7 +19,7 @@ mod metrics;
 mod origin;
 mod proxy;
 mod request;
-mod response;
+pub(crate) mod response;
 mod server_config;
 
 pub use answers::{admit, switching_protocols};

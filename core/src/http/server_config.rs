@@ -93,11 +93,14 @@ impl ServerConfig {
             None => NodeId::from_random(random()),
         };
         let identity = NodeIdentity::new(node, random() as u32);
+        // Each run draws its own epochs: a stream started again after a restart never has the
+        // epoch it had before, whatever the hash seed.
         let sb = Switchboard::new(
             self.core.clone(),
             Hs256Verifier::new(&self.jwt_secret),
             seed,
-        );
+        )
+        .with_epoch_seed(random());
         match &self.cluster {
             Some(settings) => {
                 let mut cluster = ClusterConfig::new(identity);

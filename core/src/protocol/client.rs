@@ -10,6 +10,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::since::{parse_limit, parse_since, Since};
+
 /// Longest accepted correlation `id`, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
 
@@ -29,6 +31,8 @@ pub enum MessageType {
     Message,
     /// `{"type":"ping"}`: application-level liveness check.
     Ping,
+    /// `{"type":"history"}`: read a topic's kept messages without subscribing.
+    History,
 }
 
 impl MessageType {
@@ -40,6 +44,7 @@ impl MessageType {
             MessageType::Unsubscribe => "unsubscribe",
             MessageType::Message => "message",
             MessageType::Ping => "ping",
+            MessageType::History => "history",
         }
     }
 
@@ -50,6 +55,7 @@ impl MessageType {
             "unsubscribe" => MessageType::Unsubscribe,
             "message" => MessageType::Message,
             "ping" => MessageType::Ping,
+            "history" => MessageType::History,
             _ => return None,
         })
     }
@@ -78,6 +84,8 @@ pub enum ClientMessage<'a> {
     Subscribe {
         /// The pattern as sent.
         topic: Cow<'a, str>,
+        /// The position to recover from, if asked (`null` reads as absent).
+        since: Option<Since<'a>>,
     },
     /// Unsubscribe from a topic pattern (syntax not validated here).
     Unsubscribe {
@@ -95,6 +103,15 @@ pub enum ClientMessage<'a> {
     },
     /// Application-level ping, answered with `pong`.
     Ping,
+    /// Read a topic's kept messages (syntax of the topic not validated here).
+    History {
+        /// The topic as sent.
+        topic: Cow<'a, str>,
+        /// How many messages at most (1..=1000; 100 when absent).
+        limit: u64,
+        /// List only what came after this position.
+        since: Option<Since<'a>>,
+    },
 }
 
 impl ClientMessage<'_> {
@@ -106,6 +123,7 @@ impl ClientMessage<'_> {
             ClientMessage::Unsubscribe { .. } => MessageType::Unsubscribe,
             ClientMessage::Message { .. } => MessageType::Message,
             ClientMessage::Ping => MessageType::Ping,
+            ClientMessage::History { .. } => MessageType::History,
         }
     }
 }
@@ -174,6 +192,14 @@ pub enum ParseErrorKind {
     /// `id` is present but not a string of at most 64 bytes.
     #[error("field `id` must be a string of at most 64 bytes")]
     InvalidId,
+    /// `since` is neither `null` nor an object of exactly `offset` and `epoch`.
+    #[error(
+        "field `since` must be {{\"offset\": an integer >= 0, \"epoch\": a string of 1 to 32 bytes}}"
+    )]
+    InvalidSince,
+    /// `limit` is not an integer in 1..=1000.
+    #[error("field `limit` must be an integer from 1 to 1000")]
+    InvalidLimit,
 }
 
 /// Why a frame could not be parsed; always answered with `error` 400 that echoes `id` when
@@ -259,6 +285,7 @@ fn build_message<'a>(ty: MessageType, s: &Slots<'a>) -> Result<ClientMessage<'a>
         },
         MessageType::Subscribe => ClientMessage::Subscribe {
             topic: required_str(s.topic, "topic")?,
+            since: parse_since(s.since)?,
         },
         MessageType::Unsubscribe => ClientMessage::Unsubscribe {
             topic: required_str(s.topic, "topic")?,
@@ -275,6 +302,11 @@ fn build_message<'a>(ty: MessageType, s: &Slots<'a>) -> Result<ClientMessage<'a>
             }
         }
         MessageType::Ping => ClientMessage::Ping,
+        MessageType::History => ClientMessage::History {
+            topic: required_str(s.topic, "topic")?,
+            limit: parse_limit(s.limit)?,
+            since: parse_since(s.since)?,
+        },
     })
 }
 
@@ -295,7 +327,7 @@ fn optional_str<'a>(
 }
 
 /// The string a raw value holds, borrowed unless it had escapes; `None` for non-strings.
-fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     if !text.starts_with('"') {
         return None;
@@ -385,6 +417,8 @@ struct Slots<'a> {
     topic: Option<&'a RawValue>,
     data: Option<&'a RawValue>,
     metadata: Option<&'a RawValue>,
+    since: Option<&'a RawValue>,
+    limit: Option<&'a RawValue>,
 }
 
 impl<'de> Deserialize<'de> for Slots<'de> {
@@ -409,6 +443,8 @@ impl<'de> Deserialize<'de> for Slots<'de> {
                         "topic" => &mut s.topic,
                         "data" => &mut s.data,
                         "metadata" => &mut s.metadata,
+                        "since" => &mut s.since,
+                        "limit" => &mut s.limit,
                         _ => continue,
                     };
                     *slot = Some(value); // last occurrence wins
@@ -421,7 +457,7 @@ impl<'de> Deserialize<'de> for Slots<'de> {
 }
 
 /// Every member of an object, in order, values raw.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub(crate) struct Members<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -545,7 +581,7 @@ mod tests {
     #[test]
     fn subscribe_and_unsubscribe_carry_their_topic_unvalidated() {
         let r = ok(r#"{"type":"subscribe","topic":"chat.*","id":"1"}"#);
-        assert!(matches!(r.message, ClientMessage::Subscribe { ref topic } if topic == "chat.*"));
+        assert!(matches!(r.message, ClientMessage::Subscribe { ref topic, .. } if topic == "chat.*"));
         let r = ok(r#"{"type":"unsubscribe","topic":"not a valid topic!"}"#);
         assert!(
             matches!(r.message, ClientMessage::Unsubscribe { ref topic } if topic == "not a valid topic!")
@@ -790,7 +826,7 @@ mod tests {
         let r = ok(r#"{"type":"subscribe","topic":"a\"b\\c\u00e9\n","id":"\u0041"}"#);
         assert_eq!(r.id.as_deref(), Some("A"));
         assert!(
-            matches!(r.message, ClientMessage::Subscribe { ref topic } if topic == "a\"b\\cé\n")
+            matches!(r.message, ClientMessage::Subscribe { ref topic, .. } if topic == "a\"b\\cé\n")
         );
     }
 
@@ -803,7 +839,7 @@ mod tests {
     #[test]
     fn duplicate_keys_take_the_last_value() {
         let r = ok(r#"{"type":"foo","type":"subscribe","topic":"a","topic":"b"}"#);
-        assert!(matches!(r.message, ClientMessage::Subscribe { ref topic } if topic == "b"));
+        assert!(matches!(r.message, ClientMessage::Subscribe { ref topic, .. } if topic == "b"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod handshake;
 pub(crate) mod percent;
+mod since;
 // The encoders are the core's own: what reaches a client is only ever an `Action::Send`.
 #[cfg(not(feature = "bench-internals"))]
 pub(crate) mod server;
@@ -18,6 +19,7 @@ pub use client::{
     parse_client_message, ClientMessage, MessageType, Metadata, ParseError, ParseErrorKind, Request,
 };
 pub use handshake::{validate_device_id, Handshake, HandshakeError, MAX_DEVICE_NAME_BYTES};
+pub use since::{Since, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 pub use timestamp::write_timestamp;
 
 /// Application error codes carried in `error` / `auth_error` messages.
@@ -30,6 +32,8 @@ pub mod code {
     pub const FORBIDDEN: u16 = 403;
     /// The thing referred to does not exist (e.g. unsubscribing a pattern not held).
     pub const NOT_FOUND: u16 = 404;
+    /// The position asked for belongs to another epoch of the stream, or is ahead of it.
+    pub const GONE: u16 = 410;
     /// The request conflicts with the connection's state (e.g. a second `auth`).
     pub const CONFLICT: u16 = 409;
     /// A limit was reached (e.g. `max_subscriptions`).

@@ -119,14 +119,17 @@ fn app_publish_sets_sender_id_server_keeps_metadata_and_counts_recipients() {
             &raw(r#"{"x":1}"#),
             Some(&raw(r#"{"senderId":"spoof","m":true}"#)),
         )
-        .unwrap();
+        .unwrap()
+        .delivered;
     assert_eq!(n, 2);
+    let to_a = h.sent_to(a);
+    let epoch = to_a[0]["epoch"].clone();
     let expected = json!({"type":"message","topic":"chat.room","data":{"x":1},
-        "metadata":{"m":true,"senderId":"server"},"timestamp":TS0});
-    assert_eq!(h.sent_to(a), vec![expected.clone()]);
+        "metadata":{"m":true,"senderId":"server"},"offset":1,"epoch":epoch,"timestamp":TS0});
+    assert_eq!(to_a, vec![expected.clone()]);
     assert_eq!(h.sent_to(b), vec![expected]);
     assert!(h.sent_to(c).is_empty());
-    assert_eq!(h.sb.publish(h.now, "empty.topic", &raw("1"), None), Ok(0));
+    assert_eq!(h.sb.publish(h.now, "empty.topic", &raw("1"), None).map(|p| p.delivered), Ok(0));
     assert_eq!(
         h.sb.publish(h.now, "chat.room", &raw("1"), Some(&raw("[]"))),
         Err(PublishError::InvalidMetadata)

@@ -70,12 +70,13 @@ fn sender_receives_its_own_message_through_its_subscription() {
         conn,
         r#"{"type":"message","topic":"chat.a","data":"hi","id":"7"}"#,
     );
+    let epoch = replies[0]["epoch"].clone();
     assert_eq!(
         replies,
         vec![
-            json!({"type":"ack","id":"7","timestamp":TS0}),
+            json!({"type":"ack","id":"7","offset":1,"epoch":epoch,"timestamp":TS0}),
             json!({"type":"message","topic":"chat.a","data":"hi",
-                   "metadata":{"senderId":"alice"},"timestamp":TS0}),
+                   "metadata":{"senderId":"alice"},"offset":1,"epoch":epoch,"timestamp":TS0}),
         ]
     );
 }
@@ -134,7 +135,13 @@ fn ack_is_sent_only_when_the_message_has_an_id() {
         alice,
         r#"{"type":"message","topic":"chat.a","data":1,"id":"9"}"#,
     );
-    assert_eq!(reply, json!({"type":"ack","id":"9","timestamp":TS0}));
+    let epoch = reply["epoch"].clone();
+    assert!(epoch.is_string(), "{reply}");
+    assert_eq!(
+        reply,
+        json!({"type":"ack","id":"9","offset":2,"epoch":epoch,"timestamp":TS0}),
+        "the ack carries the position the message got: the second on the topic"
+    );
 }
 
 #[test]
@@ -206,7 +213,7 @@ fn unsubscribe_replies_unsubscribed_and_stops_delivery() {
         reply,
         json!({"type":"unsubscribed","topic":"chat.*","id":"u","timestamp":TS0})
     );
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None), Ok(0));
+    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(0));
     assert!(h.sent_to(alice).is_empty());
     let reply = h.ask1(alice, r#"{"type":"unsubscribe","topic":"chat.*"}"#);
     assert_error(&reply, 404, "not subscribed");
@@ -226,12 +233,12 @@ fn resubscribing_a_held_pattern_replies_subscribed_again_without_duplicate_deliv
         again,
         json!({"type":"subscribed","topic":"chat.*","id":"2","timestamp":TS0})
     );
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None), Ok(1));
+    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(1));
     assert_eq!(h.sent_to(alice).len(), 1);
     assert_eq!(h.sb.stats().subscriptions, 1);
     // One unsubscribe drops it.
     h.ask1(alice, r#"{"type":"unsubscribe","topic":"chat.*"}"#);
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None), Ok(0));
+    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(0));
 }
 
 fn topics_claims(user: &str, topics: &[&str]) -> Claims {

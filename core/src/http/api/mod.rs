@@ -3,6 +3,7 @@
 mod auth;
 mod disconnect;
 mod fields;
+mod history;
 mod publish;
 mod queries;
 mod send;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use self::auth::check_api_key;
 use self::disconnect::disconnect;
 use self::fields::Fields;
+use self::history::history;
 use self::publish::publish;
 use self::queries::{connection, presence, stats};
 use self::send::{broadcast, send};
@@ -27,7 +29,7 @@ use crate::{Now, Switchboard};
 pub struct ApiRequest<'a> {
     /// The method, e.g. `POST`.
     pub method: &'a str,
-    /// The request target; a query string is ignored.
+    /// The request target; its query string is read by `/api/history` alone.
     pub target: &'a str,
     /// The first `Authorization` header's value, if any.
     pub authorization: Option<&'a [u8]>,
@@ -59,6 +61,9 @@ enum ApiError {
     /// The connection addressed by `connId` has left, or is not the user's (410).
     #[error("connection is gone")]
     Gone,
+    /// The stream position asked for is of another epoch or ahead (410).
+    #[error("{0}")]
+    StreamGone(String),
 }
 
 impl ApiError {
@@ -70,7 +75,7 @@ impl ApiError {
             ApiError::TooLarge => 413,
             ApiError::BadRequest(_) => 400,
             ApiError::Forbidden(_) => 403,
-            ApiError::Gone => 410,
+            ApiError::Gone | ApiError::StreamGone(_) => 410,
         };
         let response = HttpResponse::error(status, &self.to_string());
         match self {
@@ -138,6 +143,8 @@ enum Endpoint<'a> {
     Presence(&'a str),
     /// The raw connection id segment.
     Connection(&'a str),
+    /// The raw (still percent-encoded) topic segment.
+    History(&'a str),
 }
 
 fn serve(
@@ -160,17 +167,22 @@ fn serve(
         _ => match (
             rest.strip_prefix("presence/"),
             rest.strip_prefix("connections/"),
+            rest.strip_prefix("history/"),
         ) {
             // A raw `/` is not part of a user id (it would be sent as `%2F`).
-            (Some(user), _) if !user.contains('/') => Endpoint::Presence(user),
-            (_, Some(conn)) if !conn.is_empty() && !conn.contains('/') => {
+            (Some(user), _, _) if !user.contains('/') => Endpoint::Presence(user),
+            (_, Some(conn), _) if !conn.is_empty() && !conn.contains('/') => {
                 Endpoint::Connection(conn)
             }
+            (_, _, Some(topic)) if !topic.contains('/') => Endpoint::History(topic),
             _ => return Err(ApiError::NotFound),
         },
     };
     let want = match endpoint {
-        Endpoint::Stats | Endpoint::Presence(_) | Endpoint::Connection(_) => "GET",
+        Endpoint::Stats
+        | Endpoint::Presence(_)
+        | Endpoint::Connection(_)
+        | Endpoint::History(_) => "GET",
         _ => "POST",
     };
     if req.method != want {
@@ -187,6 +199,7 @@ fn serve(
         Endpoint::Stats => Ok(stats(sb)),
         Endpoint::Presence(user) => presence(sb, user),
         Endpoint::Connection(conn) => connection(sb, conn),
+        Endpoint::History(topic) => history(sb, now, topic, req.target),
     }
 }
 

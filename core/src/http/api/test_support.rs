@@ -14,7 +14,11 @@ pub(super) fn now() -> Now {
 }
 
 pub(super) fn new_sb() -> Switchboard {
-    Switchboard::new(Config::default(), Hs256Verifier::new(SECRET), 1)
+    new_sb_with(Config::default())
+}
+
+pub(super) fn new_sb_with(config: Config) -> Switchboard {
+    Switchboard::new(config, Hs256Verifier::new(SECRET), 1)
 }
 
 pub(super) fn open(sb: &mut Switchboard, user: &str, device: Option<&str>) -> ConnId {

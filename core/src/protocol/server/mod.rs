@@ -9,8 +9,12 @@
 
 #![cfg_attr(not(feature = "bench-internals"), allow(unreachable_pub))]
 
+use crate::history::Position;
 use crate::payload::Payload;
 use serde_json::value::RawValue;
+
+mod history;
+pub use history::{history, subscribed_at};
 
 use super::client::Metadata;
 use super::timestamp::{timestamp_bytes, TIMESTAMP_LEN};
@@ -66,11 +70,14 @@ pub fn unsubscribed(topic: &str, id: Option<&str>, unix_millis: u64) -> Payload 
     })
 }
 
-/// `{"type":"ack","id":..,"timestamp":..}`: sent for a published message that had an id.
-pub fn ack(id: &str, unix_millis: u64) -> Payload {
+/// `{"type":"ack","id":..,"offset"?,"epoch"?,"timestamp":..}`: sent for a published message
+/// that had an id, with the position it got when history is on.
+pub fn ack(id: &str, position: Option<&Position>, unix_millis: u64) -> Payload {
     encode(|o| {
-        o.raw("{\"type\":\"ack\"");
-        o.id_and_timestamp(Some(id), unix_millis);
+        o.raw("{\"type\":\"ack\",\"id\":");
+        o.string(id);
+        o.position(position);
+        o.id_and_timestamp(None, unix_millis);
     })
 }
 
@@ -85,13 +92,15 @@ pub fn pong(id: Option<&str>, unix_millis: u64) -> Payload {
 /// A published message as subscribers receive it: the client's metadata members (minus any
 /// `senderId`) followed by `"senderId": sender_id`; without client metadata, `{"senderId":..}`.
 ///
-/// `{"type":"message","topic":..,"data":..,"metadata":..,"timestamp":..}`; `data` and the
-/// metadata values are copied byte for byte.
+/// `{"type":"message","topic":..,"data":..,"metadata":..,"offset"?,"epoch"?,"timestamp":..}`;
+/// `data` and the metadata values are copied byte for byte; the stream position is there
+/// when history is on.
 pub fn message(
     topic: &str,
     data: &RawValue,
     metadata: Option<&Metadata<'_>>,
     sender_id: &str,
+    position: Option<&Position>,
     unix_millis: u64,
 ) -> Payload {
     encode(|o| {
@@ -113,6 +122,7 @@ pub fn message(
         o.raw("\"senderId\":");
         o.string(sender_id);
         o.raw("}");
+        o.position(position);
         o.id_and_timestamp(None, unix_millis);
     })
 }
@@ -237,6 +247,18 @@ impl Out {
         }
     }
 
+    /// `,"offset":n,"epoch":"…"` when there is a position.
+    fn position(&mut self, position: Option<&Position>) {
+        if let Some(p) = position {
+            self.raw(",\"offset\":");
+            self.uint(p.offset);
+            self.raw(",\"epoch\":\"");
+            // An epoch is `[A-Za-z0-9_-]`: nothing to escape.
+            self.raw(p.epoch.as_str());
+            self.raw("\"");
+        }
+    }
+
     /// The common tail: optional `"id"`, then `"timestamp"` and the closing brace.
     fn id_and_timestamp(&mut self, id: Option<&str>, unix_millis: u64) {
         if let Some(id) = id {
@@ -339,7 +361,7 @@ mod tests {
     #[test]
     fn ack_and_pong_are_minimal() {
         assert_eq!(
-            s(ack("7", T)),
+            s(ack("7", None, T)),
             format!(r#"{{"type":"ack","id":"7","timestamp":"{TS}"}}"#)
         );
         assert_eq!(
@@ -385,7 +407,7 @@ mod tests {
     fn message_without_metadata_gets_only_the_sender() {
         let data = raw("null");
         assert_eq!(
-            s(message("chat.room1", &data, None, "u1", T)),
+            s(message("chat.room1", &data, None, "u1", None, T)),
             format!(
                 r#"{{"type":"message","topic":"chat.room1","data":null,"metadata":{{"senderId":"u1"}},"timestamp":"{TS}"}}"#
             )
@@ -405,7 +427,7 @@ mod tests {
             panic!("not a message");
         };
         assert_eq!(
-            s(message(&topic, data, metadata.as_ref(), "u1", T)),
+            s(message(&topic, data, metadata.as_ref(), "u1", None, T)),
             format!(
                 r#"{{"type":"message","topic":"chat.room1","data":{{"x":1.000000000000000000001,"y":"\u00e9"}},"metadata":{{"z":1,"a":{{"deep":[1e400]}},"senderId":"u1"}},"timestamp":"{TS}"}}"#
             )
@@ -416,7 +438,7 @@ mod tests {
     fn message_with_empty_metadata_gets_only_the_sender() {
         let m = raw("{}");
         let m = Metadata::from_json(&m).unwrap();
-        let out = s(message("t", &raw("1"), Some(&m), "u", 0));
+        let out = s(message("t", &raw("1"), Some(&m), "u", None, 0));
         assert!(out.contains(r#""metadata":{"senderId":"u"}"#), "{out}");
     }
 
@@ -424,7 +446,7 @@ mod tests {
     fn metadata_keys_with_escapes_are_re_escaped() {
         let m = raw(r#"{"a\"b\n":1}"#);
         let m = Metadata::from_json(&m).unwrap();
-        let out = s(message("t", &raw("1"), Some(&m), "u", 0));
+        let out = s(message("t", &raw("1"), Some(&m), "u", None, 0));
         assert!(
             out.contains(r#""metadata":{"a\"b\n":1,"senderId":"u"}"#),
             "{out}"
@@ -506,7 +528,7 @@ mod tests {
             let v = check(&subscribed(&a, id, t), "subscribed")?;
             prop_assert_eq!(v["topic"].as_str(), Some(a.as_str()));
             check(&unsubscribed(&a, id, t), "unsubscribed")?;
-            let v = check(&ack(&b, t), "ack")?;
+            let v = check(&ack(&b, None, t), "ack")?;
             prop_assert_eq!(v["id"].as_str(), Some(b.as_str()));
             check(&pong(id, t), "pong")?;
             let v = check(&presence(&a, online, n, t), "presence")?;
@@ -522,7 +544,7 @@ mod tests {
             let meta_raw = raw(&serde_json::to_string(&obj).unwrap());
             let m = Metadata::from_json(&meta_raw).unwrap();
             for meta in [None, Some(&m)] {
-                let v = check(&message(&a, &data, meta, &b, t), "message")?;
+                let v = check(&message(&a, &data, meta, &b, None, t), "message")?;
                 prop_assert_eq!(v["metadata"]["senderId"].as_str(), Some(b.as_str()));
                 prop_assert!(v.get("id").is_none());
             }
