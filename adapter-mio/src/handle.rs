@@ -2,8 +2,8 @@
 
 use serde_json::value::RawValue;
 use switchboard_core::{
-    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError, Published, Stats,
-    Stopped,
+    CloseCode, Commands, ConnId, ConnectionSnapshot, DisconnectError, Gone, PublishError,
+    Published, Stats, Stopped,
 };
 
 use crate::engine::{Command, Queue};

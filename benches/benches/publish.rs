@@ -78,7 +78,10 @@ fn build_ours(subscribers: usize) -> Switchboard {
 }
 
 fn publish_ours(sb: &mut Switchboard, data: &RawValue) -> usize {
-    let n = sb.publish(now_at(1), TOPIC, data, None).expect("publish").delivered;
+    let n = sb
+        .publish(now_at(1), TOPIC, data, None)
+        .expect("publish")
+        .delivered;
     let mut sent = 0;
     while let Some(action) = sb.poll_action() {
         if let Action::Send { payload, .. } = &action {

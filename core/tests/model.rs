@@ -375,7 +375,11 @@ impl Harness {
             Op::AppPublish { topic } => {
                 let expected = self.model.subscribers(TOPICS[topic]);
                 let data = RawValue::from_string("[1,2]".into()).unwrap();
-                let n = self.sb.publish(now, TOPICS[topic], &data, None).unwrap().delivered;
+                let n = self
+                    .sb
+                    .publish(now, TOPICS[topic], &data, None)
+                    .unwrap()
+                    .delivered;
                 assert_eq!(n, expected.len(), "publish count");
                 expect_messages = Some(expected);
             }

@@ -256,14 +256,18 @@ impl ServerArgs {
             config
         };
         if self.history_size > 0 && self.history_ttl.is_zero() {
-            return Err("--history-ttl 0s: would keep nothing; give a duration, e.g. 5m \
+            return Err(
+                "--history-ttl 0s: would keep nothing; give a duration, e.g. 5m \
                         (--history-size 0 turns history off)"
-                .into());
+                    .into(),
+            );
         }
         if self.history_size > 0 && self.history_max_bytes == 0 {
-            return Err("--history-max-bytes 0: would keep nothing; give a size in bytes \
+            return Err(
+                "--history-max-bytes 0: would keep nothing; give a size in bytes \
                         (--history-size 0 turns history off)"
-                .into());
+                    .into(),
+            );
         }
         config.api_key = self.api_key.filter(|k| !k.is_empty());
         config.drain_timeout = self.drain_timeout;

@@ -159,7 +159,10 @@ impl Store {
         self.next_sweep = now + SWEEP_EVERY;
         let ttl = self.bounds.ttl;
         while let Some(&(slot, stamp)) = self.by_publish.front() {
-            let Some(stream) = self.streams.get_mut(slot).filter(|s| s.publish_stamp == stamp)
+            let Some(stream) = self
+                .streams
+                .get_mut(slot)
+                .filter(|s| s.publish_stamp == stamp)
             else {
                 self.by_publish.pop_front();
                 continue;
@@ -189,8 +192,12 @@ impl Store {
         let ttl = self.bounds.ttl;
         let publish = self.by_publish.front().map(|&(slot, _)| slot);
         let idle = self.idle.front().map(|&(slot, _)| slot);
-        let published = publish.and_then(|s| self.streams.get(s)).map(|s| s.published_at + ttl);
-        let idled = idle.and_then(|s| self.streams.get(s)).map(|s| s.idle_since + ttl);
+        let published = publish
+            .and_then(|s| self.streams.get(s))
+            .map(|s| s.published_at + ttl);
+        let idled = idle
+            .and_then(|s| self.streams.get(s))
+            .map(|s| s.idle_since + ttl);
         let due = match (published, idled) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
@@ -223,7 +230,8 @@ impl Store {
     fn mark_published(&mut self, slot: usize) {
         // The common case, one topic published again and again, needs no new entry.
         let stream = &self.streams[slot];
-        if stream.publish_stamp != 0 && self.by_publish.back() == Some(&(slot, stream.publish_stamp))
+        if stream.publish_stamp != 0
+            && self.by_publish.back() == Some(&(slot, stream.publish_stamp))
         {
             return;
         }
@@ -287,7 +295,11 @@ impl Store {
             let Some(&(slot, stamp)) = self.by_publish.front() else {
                 return;
             };
-            if self.streams.get(slot).is_none_or(|s| s.publish_stamp != stamp) {
+            if self
+                .streams
+                .get(slot)
+                .is_none_or(|s| s.publish_stamp != stamp)
+            {
                 self.by_publish.pop_front();
                 continue;
             }

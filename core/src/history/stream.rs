@@ -191,9 +191,7 @@ impl Stream {
         if offset > self.offset {
             return Err(Gap::Ahead);
         }
-        let skip = self
-            .kept
-            .partition_point(|m| m.offset <= offset);
+        let skip = self.kept.partition_point(|m| m.offset <= offset);
         Ok(self.kept.iter().skip(skip))
     }
 

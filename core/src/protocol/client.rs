@@ -581,7 +581,9 @@ mod tests {
     #[test]
     fn subscribe_and_unsubscribe_carry_their_topic_unvalidated() {
         let r = ok(r#"{"type":"subscribe","topic":"chat.*","id":"1"}"#);
-        assert!(matches!(r.message, ClientMessage::Subscribe { ref topic, .. } if topic == "chat.*"));
+        assert!(
+            matches!(r.message, ClientMessage::Subscribe { ref topic, .. } if topic == "chat.*")
+        );
         let r = ok(r#"{"type":"unsubscribe","topic":"not a valid topic!"}"#);
         assert!(
             matches!(r.message, ClientMessage::Unsubscribe { ref topic } if topic == "not a valid topic!")

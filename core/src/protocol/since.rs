@@ -90,7 +90,13 @@ mod tests {
                 epoch: "k3x9v1".into()
             }))
         );
-        assert_eq!(since(r#"{"epoch":"e","offset":0}"#).unwrap().unwrap().offset, 0);
+        assert_eq!(
+            since(r#"{"epoch":"e","offset":0}"#)
+                .unwrap()
+                .unwrap()
+                .offset,
+            0
+        );
         assert_eq!(since("null"), Ok(None));
         assert_eq!(parse_since(None), Ok(None));
     }

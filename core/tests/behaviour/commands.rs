@@ -129,7 +129,11 @@ fn app_publish_sets_sender_id_server_keeps_metadata_and_counts_recipients() {
     assert_eq!(to_a, vec![expected.clone()]);
     assert_eq!(h.sent_to(b), vec![expected]);
     assert!(h.sent_to(c).is_empty());
-    assert_eq!(h.sb.publish(h.now, "empty.topic", &raw("1"), None).map(|p| p.delivered), Ok(0));
+    assert_eq!(
+        h.sb.publish(h.now, "empty.topic", &raw("1"), None)
+            .map(|p| p.delivered),
+        Ok(0)
+    );
     assert_eq!(
         h.sb.publish(h.now, "chat.room", &raw("1"), Some(&raw("[]"))),
         Err(PublishError::InvalidMetadata)

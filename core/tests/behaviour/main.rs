@@ -10,6 +10,7 @@ mod determinism;
 mod execute;
 mod harness;
 mod heartbeat;
+mod history;
 mod limits;
 mod open;
 mod presence;

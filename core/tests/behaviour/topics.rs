@@ -213,7 +213,11 @@ fn unsubscribe_replies_unsubscribed_and_stops_delivery() {
         reply,
         json!({"type":"unsubscribed","topic":"chat.*","id":"u","timestamp":TS0})
     );
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(0));
+    assert_eq!(
+        h.sb.publish(h.now, "chat.a", &raw("1"), None)
+            .map(|p| p.delivered),
+        Ok(0)
+    );
     assert!(h.sent_to(alice).is_empty());
     let reply = h.ask1(alice, r#"{"type":"unsubscribe","topic":"chat.*"}"#);
     assert_error(&reply, 404, "not subscribed");
@@ -233,12 +237,20 @@ fn resubscribing_a_held_pattern_replies_subscribed_again_without_duplicate_deliv
         again,
         json!({"type":"subscribed","topic":"chat.*","id":"2","timestamp":TS0})
     );
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(1));
+    assert_eq!(
+        h.sb.publish(h.now, "chat.a", &raw("1"), None)
+            .map(|p| p.delivered),
+        Ok(1)
+    );
     assert_eq!(h.sent_to(alice).len(), 1);
     assert_eq!(h.sb.stats().subscriptions, 1);
     // One unsubscribe drops it.
     h.ask1(alice, r#"{"type":"unsubscribe","topic":"chat.*"}"#);
-    assert_eq!(h.sb.publish(h.now, "chat.a", &raw("1"), None).map(|p| p.delivered), Ok(0));
+    assert_eq!(
+        h.sb.publish(h.now, "chat.a", &raw("1"), None)
+            .map(|p| p.delivered),
+        Ok(0)
+    );
 }
 
 fn topics_claims(user: &str, topics: &[&str]) -> Claims {

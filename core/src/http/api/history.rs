@@ -30,8 +30,7 @@ pub(super) fn history(
     let since = match (query.since, query.epoch) {
         (None, None) => None,
         (Some(offset), Some(epoch)) => {
-            let offset =
-                integer(&offset).ok_or_else(|| bad("since must be an integer >= 0"))?;
+            let offset = integer(&offset).ok_or_else(|| bad("since must be an integer >= 0"))?;
             if !(1..=MAX_EPOCH_BYTES).contains(&epoch.len()) {
                 return Err(bad("epoch must be 1 to 32 bytes"));
             }

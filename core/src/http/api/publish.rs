@@ -117,9 +117,10 @@ mod tests {
 
     #[test]
     fn publish_with_history_off_answers_the_count_alone() {
-        let mut config = crate::Config::default();
-        config.history_size = 0;
-        let mut sb = new_sb_with(config);
+        let mut sb = new_sb_with(crate::Config {
+            history_size: 0,
+            ..crate::Config::default()
+        });
         let r = call(&mut sb, "POST", "/api/publish", r#"{"topic":"x","data":1}"#);
         assert_eq!(json(&r), serde_json::json!({"delivered": 0}));
     }

@@ -57,7 +57,11 @@ pub fn history(
         }
         o.raw(",\"messages\":[");
         for (i, m) in messages.iter().enumerate() {
-            o.raw(if i == 0 { "{\"offset\":" } else { ",{\"offset\":" });
+            o.raw(if i == 0 {
+                "{\"offset\":"
+            } else {
+                ",{\"offset\":"
+            });
             o.uint(m.offset());
             o.raw(",");
             o.raw(m.body());
@@ -113,7 +117,14 @@ mod tests {
         let data = RawValue::from_string(r#"{"n":1.50}"#.into()).unwrap();
         let frame = message("a.b", &data, None, "u1", Some(&position(41)), 1_000);
         let kept = HistoryMessage::new(41, Instant::ZERO, 1_000, frame);
-        let body = history("a.b", &position(42), Some("h"), &[kept.clone(), kept], true, 0);
+        let body = history(
+            "a.b",
+            &position(42),
+            Some("h"),
+            &[kept.clone(), kept],
+            true,
+            0,
+        );
         assert_eq!(
             body.as_str(),
             concat!(
