@@ -123,7 +123,7 @@ impl Switchboard {
         self
     }
 
-    /// Joins a cluster: from now on the core emits [`Action::Bus`] and takes [`BusEvent`]s
+    /// Joins a cluster: from now on the core emits [`Action::Bus`](crate::Action::Bus) and takes [`BusEvent`]s
     /// through [`handle_bus`](Self::handle_bus). It serves its own clients alone until the
     /// first [`BusEvent::Up`].
     ///
