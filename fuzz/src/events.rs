@@ -566,7 +566,7 @@ impl Harness {
                 match result {
                     Ok(n) => {
                         assert!(valid, "publish to {topic} accepted");
-                        assert_eq!(n, expected.len(), "publish count");
+                        assert_eq!(n.delivered, expected.len(), "publish count");
                     }
                     Err(err) => assert!(!valid, "publish to {topic} refused: {err}"),
                 }
