@@ -20,8 +20,8 @@ use crate::payload::Payload;
 use crate::time::Instant;
 
 /// Idle streams (nothing kept, no subscriber) kept at most, so that a client asking about
-/// ever new topics cannot grow the store; the oldest go first. An idle stream is dropped after
-/// `history_ttl` anyway.
+/// ever new topics cannot grow the store: over it the oldest goes at once. An idle stream is
+/// dropped after `history_ttl` anyway.
 pub(crate) const MAX_IDLE_STREAMS: usize = 10_000;
 
 /// Expired messages of streams no longer published to are freed at most this often (reads
@@ -259,6 +259,19 @@ impl Store {
             let streams = &self.streams;
             self.idle
                 .retain(|&(s, st)| streams.get(s).is_some_and(|x| x.idle_stamp == st));
+        }
+        // Over the cap the oldest idle stream goes at once (never this one: it is the newest).
+        while self.idle_count > MAX_IDLE_STREAMS {
+            let Some((oldest, stamp)) = self.idle.pop_front() else {
+                break;
+            };
+            if self
+                .streams
+                .get(oldest)
+                .is_some_and(|s| s.idle_stamp == stamp)
+            {
+                self.remove(oldest);
+            }
         }
     }
 
