@@ -1,7 +1,9 @@
 //! The flags: every setting of SPEC.md with a `SWITCHBOARD_*` environment fallback, and the
 //! `token` subcommand's, parsed by clap and turned into a [`ServerConfig`].
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -9,23 +11,60 @@ use switchboard_core::cluster::NodeId;
 use switchboard_core::http::{ClusterSettings, OriginPolicy, TrustedProxies};
 use switchboard_core::{Config, ServerConfig, SessionPolicy};
 
-use crate::Binary;
+use crate::{config_file, Binary};
 
 /// Parses the process's arguments as `binary`'s command line, exiting on `--help`, `--version`
 /// and errors: what `Cli::parse()` does, with the binary's name, version and about line.
 pub(crate) fn parse(binary: Binary) -> Cli {
-    let command = || {
-        Cli::command()
-            .name(binary.name)
-            .version(binary.version)
-            .about(binary.about)
-            .after_help(LOGGING_HELP)
-    };
-    let mut matches = command().get_matches();
-    match Cli::from_arg_matches_mut(&mut matches) {
+    match parse_from(binary, std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(e) => e.format(&mut command()).exit(),
+        Err(ParseFailure::Flags(e)) => e.exit(),
+        Err(ParseFailure::ConfigFile(message)) => {
+            eprintln!("{}: {message}", binary.name);
+            std::process::exit(2)
+        }
     }
+}
+
+/// Why a command line does not parse.
+#[derive(Debug)]
+pub(crate) enum ParseFailure {
+    /// clap's own answer: a bad flag, or `--help` / `--version` to print.
+    Flags(clap::Error),
+    /// The `--config` file is unreadable or holds an unknown key or a bad value.
+    ConfigFile(String),
+}
+
+/// The command line `argv` (program name first) with the `--config` file's keys below it.
+pub(crate) fn parse_from(binary: Binary, argv: Vec<OsString>) -> Result<Cli, ParseFailure> {
+    let command = command(binary);
+    let matches = command
+        .clone()
+        .try_get_matches_from(&argv)
+        .map_err(ParseFailure::Flags)?;
+    let argv = match (
+        matches.subcommand_name(),
+        matches.get_one::<PathBuf>("config"),
+    ) {
+        (None, Some(path)) => {
+            config_file::apply(&command, path, argv, &matches).map_err(ParseFailure::ConfigFile)?
+        }
+        _ => argv,
+    };
+    let mut matches = command
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(ParseFailure::Flags)?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| ParseFailure::Flags(e.with_cmd(&command)))
+}
+
+/// The command line of `binary`, with its name, version and about line.
+pub(crate) fn command(binary: Binary) -> clap::Command {
+    Cli::command()
+        .name(binary.name)
+        .version(binary.version)
+        .about(binary.about)
+        .after_help(LOGGING_HELP)
 }
 
 // `//` rather than `///` where clap would turn a doc comment into help text. The about line
@@ -62,6 +101,19 @@ pub(crate) enum Command {
         #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
     },
+    /// The configuration file.
+    Config {
+        // What to do with it.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+// What `config` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Print a configuration file with every key, commented out at its default.
+    Example,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +140,10 @@ pub(crate) enum LogFormat {
 // The server's settings, as flags.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
+    /// A TOML file of settings: each key a flag's name with _ for - (`config example` prints
+    /// them all); a flag or its environment variable overrides the file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on, HOST:PORT (a host name is resolved; WebSocket at /ws and the HTTP
     /// API on the same port).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]

@@ -25,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+mod config_file;
 mod flags;
 mod limits;
 mod token;
@@ -36,7 +37,7 @@ use std::process::ExitCode;
 use switchboard_core::ServerConfig;
 use tracing::warn;
 
-use crate::flags::{Command, LogFormat};
+use crate::flags::{Command, ConfigAction, LogFormat};
 
 /// The binary being started: what `--help` and `--version` show, and the name error messages
 /// begin with.
@@ -58,6 +59,13 @@ pub struct Binary {
 /// Exits the process itself (as clap does) on `--help`, `--version` and flags it cannot parse.
 pub fn start(binary: Binary) -> Result<ServerConfig, ExitCode> {
     let cli = flags::parse(binary);
+    if let Some(Command::Config {
+        action: ConfigAction::Example,
+    }) = cli.command
+    {
+        print!("{}", config_file::example(&flags::command(binary)));
+        return Err(ExitCode::SUCCESS);
+    }
     if let Some(Command::Token {
         sub,
         ttl,
