@@ -75,6 +75,11 @@ enum Op {
     Advance {
         ms: u64,
     },
+    /// Time moves to the core's `poll_timeout`, shifted by `delta_ms` (an adapter that wakes a
+    /// little early or late).
+    AdvanceToDeadline {
+        delta_ms: i64,
+    },
     SendToUser {
         user: usize,
     },
@@ -102,6 +107,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => conn.clone().prop_map(|conn| Op::Pong { conn }),
         1 => conn.clone().prop_map(|conn| Op::Closed { conn }),
         3 => (0u64..2_000).prop_map(|ms| Op::Advance { ms }),
+        3 => prop_oneof![Just(0i64), -5i64..5, -300i64..300]
+            .prop_map(|delta_ms| Op::AdvanceToDeadline { delta_ms }),
         1 => (0usize..3).prop_map(|user| Op::SendToUser { user }),
         1 => (0usize..3).prop_map(|user| Op::DisconnectUser { user }),
         1 => (conn, any::<bool>()).prop_map(|(conn, over)| Op::Backlog { conn, over }),
@@ -123,6 +130,8 @@ struct ModelConn {
     handshake_device: Option<String>,
     opened_ms: u64,
     last_seen_ms: u64,
+    /// When the core owes it its next WebSocket ping.
+    next_ping_ms: u64,
     /// (user, device, auth order) once authenticated.
     session: Option<(String, Option<String>, u64)>,
     subs: BTreeSet<String>,
@@ -236,6 +245,8 @@ struct Harness {
     /// Every id the core ever returned, live or not: ops pick from these, so stale ids are used too.
     ids: Vec<ConnId>,
     dead: BTreeSet<ConnId>,
+    /// The connections this step owes a ping.
+    expect_pings: BTreeSet<ConnId>,
 }
 
 impl Harness {
@@ -259,6 +270,7 @@ impl Harness {
         let live_before: BTreeSet<ConnId> = self.model.conns.keys().copied().collect();
         let mut expect_closed: BTreeMap<ConnId, CloseCode> = BTreeMap::new();
         let mut expect_evicted: BTreeSet<ConnId> = BTreeSet::new();
+        self.expect_pings.clear();
         let mut expect_messages: Option<BTreeSet<ConnId>> = None;
         let now = self.now();
         match *op {
@@ -294,6 +306,7 @@ impl Harness {
                                 handshake_device: handshake_device.map(|d| DEVICES[d].to_owned()),
                                 opened_ms: self.model.now_ms,
                                 last_seen_ms: self.model.now_ms,
+                                next_ping_ms: self.model.now_ms + PING_MS,
                                 session: None,
                                 subs: BTreeSet::new(),
                             },
@@ -399,8 +412,22 @@ impl Harness {
                 self.model.conns.remove(&id);
                 self.sb.handle_closed(now, id);
             }
-            Op::Advance { ms } => {
-                self.model.now_ms += ms;
+            Op::Advance { .. } | Op::AdvanceToDeadline { .. } => {
+                self.model.now_ms = match op {
+                    Op::Advance { ms } => self.model.now_ms + ms,
+                    _ => {
+                        let Op::AdvanceToDeadline { delta_ms } = op else {
+                            unreachable!()
+                        };
+                        let deadline = self
+                            .sb
+                            .poll_timeout()
+                            .map_or(self.model.now_ms, |d| d.as_nanos() / 1_000_000);
+                        deadline
+                            .saturating_add_signed(*delta_ms)
+                            .max(self.model.now_ms)
+                    }
+                };
                 let t = self.model.now_ms;
                 for (id, c) in &self.model.conns {
                     if c.last_seen_ms + PONG_TIMEOUT_MS <= t {
@@ -412,6 +439,14 @@ impl Harness {
                 self.model.conns.retain(|id, _| {
                     !expect_evicted.contains(id) && !expect_closed.contains_key(id)
                 });
+                // Every survivor whose ping is due gets one; after a stall, one, and the
+                // cadence resumes from now.
+                for (id, c) in self.model.conns.iter_mut() {
+                    if c.next_ping_ms <= t {
+                        self.expect_pings.insert(*id);
+                        c.next_ping_ms = (c.next_ping_ms + PING_MS).max(t + PING_MS);
+                    }
+                }
                 let now = self.now();
                 self.sb.handle_timeout(now);
                 if let Some(next) = self.sb.poll_timeout() {
@@ -460,6 +495,36 @@ impl Harness {
             &counts_before,
         );
         self.check_indexes();
+        self.check_deadline();
+    }
+
+    /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
+    /// (a ping, a zombie's eviction, an auth timeout), or a real server would miss it.
+    fn check_deadline(&self) {
+        let owed = self
+            .model
+            .conns
+            .values()
+            .flat_map(|c| {
+                let auth = c.session.is_none().then_some(c.opened_ms + AUTH_TIMEOUT_MS);
+                [
+                    Some(c.next_ping_ms),
+                    Some(c.last_seen_ms + PONG_TIMEOUT_MS),
+                    auth,
+                ]
+            })
+            .flatten()
+            .min();
+        if let Some(owed) = owed {
+            let next = self
+                .sb
+                .poll_timeout()
+                .expect("a deadline while work is owed");
+            assert!(
+                next <= Instant::from_millis(owed),
+                "poll_timeout {next:?} is later than the earliest deadline owed, {owed} ms"
+            );
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -478,6 +543,7 @@ impl Harness {
         let mut messages: Vec<ConnId> = Vec::new();
         let mut presence_pushes: Vec<ConnId> = Vec::new();
         let mut presence_events: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        let mut pings = BTreeSet::new();
         let opened_now: BTreeSet<ConnId> = self
             .model
             .conns
@@ -521,10 +587,14 @@ impl Harness {
                         .or_default()
                         .push(*online);
                 }
-                Action::Ping { .. } | Action::Stop => {}
+                Action::Ping { conn } => {
+                    assert!(pings.insert(*conn), "{op:?}: two pings to {conn}")
+                }
+                Action::Stop => {}
                 other => panic!("{op:?}: an action the model does not know: {other:?}"),
             }
         }
+        assert_eq!(pings, self.expect_pings, "{op:?}: who is pinged");
         if let Op::Closed { conn } = op {
             // The transport went away: nothing to close, but the id is dead from now on.
             if let Some(id) = self.pick(*conn) {
@@ -683,6 +753,7 @@ config.max_messages_per_sec = 0;
             model: Model { policy, now_ms: 0, conns: BTreeMap::new(), auth_seq: 0 },
             ids: Vec::new(),
             dead: BTreeSet::new(),
+            expect_pings: BTreeSet::new(),
         };
         for op in &ops {
             h.step(op);
