@@ -222,6 +222,28 @@ mod tests {
     }
 
     #[test]
+    fn a_public_key_replaces_the_secret_and_a_bad_one_is_refused_naming_the_flag() {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/keys/ec-public.pem");
+        let c = config(&["--jwt-public-key", key]).unwrap();
+        assert_eq!(c.jwt_public_key.unwrap().algorithm(), "ES256");
+        let e = config(&["--jwt-public-key", key, "--jwt-secret", "s"]).unwrap_err();
+        assert!(e.contains("give one of them"), "{e}");
+        let private = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/keys/ec-private.pem");
+        let e = config(&["--jwt-public-key", private]).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "--jwt-public-key {private}: this is a private key"
+            )),
+            "{e}"
+        );
+        let e = config(&["--jwt-public-key", "/nonexistent.pem"]).unwrap_err();
+        assert!(
+            e.contains("--jwt-public-key /nonexistent.pem: cannot read it"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_missing_or_malformed_file_is_refused_naming_it() {
         let e = config(&["--config", "/nonexistent/switchboard.toml"]).unwrap_err();
         assert!(

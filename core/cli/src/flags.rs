@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use switchboard_core::auth::PublicKeyVerifier;
 use switchboard_core::cluster::NodeId;
 use switchboard_core::http::{ClusterSettings, OriginPolicy, TrustedProxies};
 use switchboard_core::{Config, ServerConfig, SessionPolicy};
@@ -159,6 +160,10 @@ pub(crate) struct ServerArgs {
     /// Shared HS256 secret for client tokens (required; there is no default).
     #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// An identity provider's public key (PEM file) to verify tokens with instead of a secret:
+    /// RSA keys take RS256, EC P-256 keys ES256, P-384 keys ES384 (the algorithm is pinned).
+    #[arg(long, env = "SWITCHBOARD_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
     /// HTTP API key; without it /api/* answers 401 to everyone.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -258,12 +263,29 @@ pub(crate) struct ServerArgs {
 /// The message for a missing secret, naming both ways to give it.
 pub(crate) const NO_SECRET: &str =
     "no JWT secret: pass --jwt-secret SECRET or set SWITCHBOARD_JWT_SECRET \
-     (there is no built-in default)";
+     (there is no built-in default), or --jwt-public-key FILE to verify an identity \
+     provider's RS256 or ES256 tokens";
 
 impl ServerArgs {
     /// The server's configuration, or why these flags cannot start one.
     pub(crate) fn into_config(self, open_file_limit: Option<u64>) -> Result<ServerConfig, String> {
-        let secret = self.jwt_secret.filter(|s| !s.is_empty()).ok_or(NO_SECRET)?;
+        let secret = self.jwt_secret.filter(|s| !s.is_empty());
+        let public_key = match &self.jwt_public_key {
+            None => None,
+            Some(path) => Some(read_public_key(path)?),
+        };
+        let secret = match (secret, &public_key) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "--jwt-secret and --jwt-public-key: give one of them (HS256 with \
+                            a shared secret, or an identity provider's public key)"
+                        .into(),
+                )
+            }
+            (Some(secret), None) => secret,
+            (None, Some(_)) => String::new(),
+            (None, None) => return Err(NO_SECRET.into()),
+        };
         let session_policy = match self.session_policy {
             PolicyArg::Single => SessionPolicy::Single,
             PolicyArg::PerDevice => SessionPolicy::PerDevice,
@@ -293,6 +315,7 @@ impl ServerArgs {
                 .max(1)
         });
         let mut config = ServerConfig::new(resolve_listen(&self.listen)?, secret);
+        config.jwt_public_key = public_key;
         config.core = {
             let mut config = Config::default();
             config.session_policy = session_policy;
@@ -341,6 +364,14 @@ impl ServerArgs {
         };
         Ok(config)
     }
+}
+
+/// The verifier of the PEM public key at `path`, or what is wrong with it.
+fn read_public_key(path: &std::path::Path) -> Result<PublicKeyVerifier, String> {
+    let file = path.display();
+    let pem =
+        std::fs::read(path).map_err(|e| format!("--jwt-public-key {file}: cannot read it: {e}"))?;
+    PublicKeyVerifier::from_pem(&pem).map_err(|e| format!("--jwt-public-key {file}: {e}"))
 }
 
 /// The address `--listen` names: `HOST:PORT` with an IP address or a host name (the first

@@ -3,7 +3,7 @@
 use core::net::SocketAddr;
 use std::time::Duration;
 
-use crate::auth::Hs256Verifier;
+use crate::auth::{Hs256Verifier, PublicKeyVerifier};
 use crate::cluster::{ClusterConfig, NodeId, NodeIdentity};
 use crate::config::Config;
 use crate::http::{OriginPolicy, TrustedProxies};
@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub core: Config,
     /// Shared HS256 secret for client tokens.
     pub jwt_secret: Vec<u8>,
+    /// An identity provider's public key: tokens are then verified with it (RS256, ES256 or
+    /// ES384, as the key's type says) instead of the shared secret.
+    pub jwt_public_key: Option<PublicKeyVerifier>,
     /// Key of the HTTP API; `None`: `/api/*` answers 401 to everyone.
     pub api_key: Option<String>,
     /// How long a graceful shutdown waits for clients to finish their close handshake.
@@ -77,6 +80,7 @@ impl ServerConfig {
             allowed_origins: OriginPolicy::any(),
             trusted_proxies: TrustedProxies::default(),
             hash_seed: None,
+            jwt_public_key: None,
             node_id: None,
             cluster: None,
         }
@@ -95,11 +99,14 @@ impl ServerConfig {
         let identity = NodeIdentity::new(node, random() as u32);
         // Each run draws its own epochs: a stream started again after a restart never has the
         // epoch it had before, whatever the hash seed.
-        let sb = Switchboard::new(
-            self.core.clone(),
-            Hs256Verifier::new(&self.jwt_secret),
-            seed,
-        )
+        let sb = match &self.jwt_public_key {
+            Some(verifier) => Switchboard::new(self.core.clone(), verifier.clone(), seed),
+            None => Switchboard::new(
+                self.core.clone(),
+                Hs256Verifier::new(&self.jwt_secret),
+                seed,
+            ),
+        }
         .with_epoch_seed(random());
         match &self.cluster {
             Some(settings) => {

@@ -4,6 +4,10 @@
 //! Verification here is pure: no clock is read. The core checks `exp`
 //! against the wall-clock time it is given (see [`Claims::is_expired`]).
 
+mod public_key;
+
+pub use public_key::{KeyError, PublicKeyVerifier};
+
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{Map, Value};
@@ -126,29 +130,34 @@ impl std::fmt::Debug for Hs256Verifier {
 
 impl Verifier for Hs256Verifier {
     fn verify(&self, token: &str, _now_unix_millis: u64) -> Result<Claims, AuthError> {
-        let (header, payload, signature) = split_token(token)?;
-        // Checked first so `alg: none` and other algorithms get a precise
-        // error: jsonwebtoken cannot even parse a `none` header.
-        check_header_alg(header)?;
-        // Signature checked with jsonwebtoken's HMAC primitive rather than
-        // `jsonwebtoken::decode`, whose built-in claim pre-parse turns a
-        // mistyped `sub` (e.g. a number) into a generic JSON error.
-        let message = &token[..header.len() + 1 + payload.len()];
-        match jsonwebtoken::crypto::verify(
-            signature,
-            message.as_bytes(),
-            &self.key,
-            Algorithm::HS256,
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(AuthError::BadSignature),
-            Err(e) => return Err(map_jwt_error(e.kind())),
-        }
-        // Only authenticated bytes are parsed from here on.
-        let bytes = decode_base64url(payload).ok_or(AuthError::Malformed)?;
-        let claims: Value = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
-        claims_from_value(claims)
+        verify_signed(token, &self.key, Algorithm::HS256)
     }
+}
+
+/// Verifies a token signed with `algorithm` (the only one accepted) under `key`, and reads its
+/// claims.
+fn verify_signed(
+    token: &str,
+    key: &DecodingKey,
+    algorithm: Algorithm,
+) -> Result<Claims, AuthError> {
+    let (header, payload, signature) = split_token(token)?;
+    // Checked first so `alg: none` and other algorithms get a precise
+    // error: jsonwebtoken cannot even parse a `none` header.
+    check_header_alg(header, algorithm)?;
+    // Signature checked with jsonwebtoken's primitive rather than
+    // `jsonwebtoken::decode`, whose built-in claim pre-parse turns a
+    // mistyped `sub` (e.g. a number) into a generic JSON error.
+    let message = &token[..header.len() + 1 + payload.len()];
+    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, algorithm) {
+        Ok(true) => {}
+        Ok(false) => return Err(AuthError::BadSignature),
+        Err(e) => return Err(map_jwt_error(e.kind())),
+    }
+    // Only authenticated bytes are parsed from here on.
+    let bytes = decode_base64url(payload).ok_or(AuthError::Malformed)?;
+    let claims: Value = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    claims_from_value(claims)
 }
 
 /// Signs claims with HS256: used by tests, the `switchboard token`
@@ -175,11 +184,17 @@ fn split_token(token: &str) -> Result<(&str, &str, &str), AuthError> {
 }
 
 /// Refuses a header whose `alg` is anything but `HS256`.
-fn check_header_alg(header: &str) -> Result<(), AuthError> {
+fn check_header_alg(header: &str, algorithm: Algorithm) -> Result<(), AuthError> {
     let bytes = decode_base64url(header).ok_or(AuthError::Malformed)?;
     let header: Value = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    let expected = match algorithm {
+        Algorithm::RS256 => "RS256",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        _ => "HS256",
+    };
     match header.get("alg") {
-        Some(Value::String(alg)) if alg == "HS256" => Ok(()),
+        Some(Value::String(alg)) if alg == expected => Ok(()),
         Some(Value::String(_)) => Err(AuthError::WrongAlgorithm),
         _ => Err(AuthError::Malformed),
     }
