@@ -165,17 +165,12 @@ impl Stream {
         offset: u64,
         epoch: &str,
     ) -> Result<impl Iterator<Item = &HistoryMessage>, Gap> {
-        if epoch != self.epoch.as_str() {
-            return Err(Gap::OtherEpoch);
-        }
-        if offset > self.offset {
-            return Err(Gap::Ahead);
-        }
+        let kept = self.kept_after(offset, epoch)?;
         let first = self.offset + 1 - self.kept.len() as u64;
         if offset + 1 < first {
             return Err(Gap::Dropped);
         }
-        Ok(self.kept.iter().skip((offset + 1 - first) as usize))
+        Ok(kept)
     }
 
     /// The kept messages after `offset` of `epoch`, whether or not earlier ones were dropped

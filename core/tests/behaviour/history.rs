@@ -46,6 +46,16 @@ fn subscribe_since(
     )
 }
 
+/// The length of the frame of `{"n":1}` published on a 7-byte topic (`topic.x`) at offset 1.
+fn one_frame_len() -> usize {
+    let mut h = Harness::new();
+    let c = h.open_with_token("a", None);
+    let publisher = h.open_with_token("p", None);
+    h.subscribe(c, "topic.a");
+    publish_acked(&mut h, publisher, "topic.a", 1);
+    h.sent_raw(c)[0].len()
+}
+
 fn offsets(frames: &[Value]) -> Vec<u64> {
     frames
         .iter()
@@ -289,15 +299,8 @@ fn a_replay_over_max_outbound_bytes_is_not_recovered_and_one_that_fits_exactly_i
 #[test]
 fn over_history_max_bytes_the_least_recently_published_stream_is_dropped_and_restarts_under_a_new_epoch(
 ) {
-    // Measure one frame, then allow exactly three of them.
-    let probe = {
-        let mut h = Harness::new();
-        let c = h.open_with_token("a", None);
-        let publisher = h.open_with_token("p", None);
-        h.subscribe(c, "topic.a");
-        publish_acked(&mut h, publisher, "topic.a", 1);
-        h.sent_raw(c)[0].len()
-    };
+    // Allow exactly three frames.
+    let probe = one_frame_len();
     let mut c = Config::default();
     c.history_max_bytes = 3 * probe;
     let mut h = Harness::with(c);
@@ -327,14 +330,7 @@ fn over_history_max_bytes_the_least_recently_published_stream_is_dropped_and_res
 
 #[test]
 fn a_lost_stream_with_subscribers_starts_again_under_a_new_epoch_from_offset_1() {
-    let probe = {
-        let mut h = Harness::new();
-        let c = h.open_with_token("a", None);
-        let publisher = h.open_with_token("p", None);
-        h.subscribe(c, "topic.a");
-        publish_acked(&mut h, publisher, "topic.a", 1);
-        h.sent_raw(c)[0].len()
-    };
+    let probe = one_frame_len();
     let mut c = Config::default();
     c.history_max_bytes = probe;
     let mut h = Harness::with(c);
