@@ -501,6 +501,31 @@ impl RawWs {
         }
     }
 
+    /// Ends the connection abruptly, as a lost network does: no close frame, and with
+    /// `SO_LINGER` 0 the close sends a TCP reset instead of a FIN (whatever the server sent
+    /// and this client did not read is discarded).
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt(2) on this stream's own open socket, with a `linger` value and
+        // its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                std::ptr::from_ref(&linger).cast::<libc::c_void>(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+        drop(self);
+    }
+
     /// Writes one unfragmented text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.send_frame(true, 1, text.as_bytes()).await;

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod drain;
 pub mod frames;
 pub mod handshake;
+pub mod history;
 pub mod http_api;
 pub mod limits;
 pub mod liveness;
