@@ -376,6 +376,9 @@ macro_rules! binary_suite {
             busy_port_is_named_with_what_to_do,
             listen_resolves_a_host_name,
             json_logs_are_one_object_a_line_and_say_the_api_is_disabled,
+            a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
+            bad_history_flags_fail_with_a_message_naming_the_flag,
+            history_size_0_serves_with_history_off,
         }
     };
 }
