@@ -128,18 +128,7 @@ pub fn serves_from_environment_settings_and_drains_on_sigterm(binary: &str) {
         .stderr(Stdio::null())
         .spawn()
         .expect("the server starts");
-    let start = Instant::now();
-    loop {
-        if let Some((status, _)) = http_get(port, "/healthz") {
-            assert_eq!(status, 200, "/healthz");
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_serving(port, &mut child, "the server");
 
     let mut ws = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     ws.set_read_timeout(Some(Duration::from_secs(5)))
@@ -337,4 +326,25 @@ pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str)
             .any(|l| l.contains("HTTP API is disabled") && l.contains("--api-key")),
         "the start says the HTTP API is disabled: {seen:?}"
     );
+}
+
+/// Waits until the server `child` answers `/healthz` 200 on `port`; panics, naming `what`,
+/// if it exits first or is not up within 10 s (and then kills it).
+pub(crate) fn wait_until_serving(port: u16, child: &mut std::process::Child, what: &str) {
+    let start = Instant::now();
+    loop {
+        if let Some((status, _)) = http_get(port, "/healthz") {
+            assert_eq!(status, 200, "/healthz");
+            return;
+        }
+        if let Some(status) = child.try_wait().expect("the child can be waited on") {
+            panic!("{what} exited with {status} before serving");
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not come up on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{command, free_port, http_get, wait_exit};
+use super::{command, free_port, wait_exit, wait_until_serving};
 use crate::http::{exchange, get_request, post_request, HttpResponse};
 use crate::ws::Client;
 use crate::{TEST_API_KEY, TEST_SECRET};
@@ -35,22 +35,8 @@ impl Process {
             .stderr(Stdio::null())
             .spawn()
             .expect("the server starts");
-        let start = Instant::now();
-        loop {
-            if let Some((status, _)) = http_get(port, "/healthz") {
-                assert_eq!(status, 200, "/healthz");
-                break;
-            }
-            if let Some(status) = child.try_wait().expect("the child can be waited on") {
-                panic!("{binary} {args:?} {env:?} exited with {status} before serving");
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{binary} {args:?} {env:?} did not come up on {listen}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let what = format!("{binary} {args:?} {env:?}");
+        wait_until_serving(port, &mut child, &what);
         Process {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
