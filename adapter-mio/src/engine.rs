@@ -12,7 +12,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use switchboard_core::http::{HttpResponse, OriginPolicy, TrustedProxies};
 use switchboard_core::{Commands, Now, ServerConfig, Switchboard};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::handle::Handle;
@@ -322,10 +322,7 @@ impl Embedded {
     fn expire(&mut self, key: usize) {
         match self.sockets.slab.get(key).map(|s| &s.phase) {
             Some(Phase::Head(_)) => {
-                if let Some(socket) = self.sockets.slab.get(key) {
-                    debug!(peer = %socket.peer, "handshake timeout");
-                }
-                self.answer(key, HttpResponse::head_timeout());
+                self.refuse_handshake(key, HttpResponse::head_timeout());
             }
             Some(Phase::Body(_)) => {
                 self.answer(key, HttpResponse::body_timeout());

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use switchboard_adapter_kit::handshakes;
+use switchboard_adapter_kit::metrics::{metrics_response, AdapterGauges};
 use switchboard_core::http::{
     self, route, ApiRequest, HeadStatus, HttpResponse, RequestHead, Route,
 };
@@ -32,7 +34,7 @@ impl Embedded {
                         }
                         refused => {
                             if let Some(response) = refused.rejection() {
-                                return self.answer(key, response);
+                                return self.refuse_handshake(key, response);
                             }
                         }
                     },
@@ -83,12 +85,13 @@ impl Embedded {
         let (head_bytes, rest) = buf.split_at(head_len);
         let routed = http::with_head(head_bytes, |head| self.on_request(key, head, rest));
         if routed.is_none() {
-            self.answer(key, HttpResponse::malformed_request());
+            self.refuse_handshake(key, HttpResponse::malformed_request());
         }
     }
 
     fn on_request(&mut self, key: usize, head: &RequestHead<'_>, rest: &[u8]) {
         match route(head, &self.settings.allowed_origins) {
+            Route::RefuseUpgrade(response) => self.refuse_handshake(key, response),
             Route::Reject(response) => self.answer(key, response),
             Route::Health => {
                 let response = http::health(&self.sb);
@@ -135,6 +138,26 @@ impl Embedded {
         }
     }
 
+    /// Answers an upgrade request with a refusal, counted by the core and logged.
+    pub(crate) fn refuse_handshake(&mut self, key: usize, response: HttpResponse) {
+        if let Some(peer) = self.sockets.slab.get(key).map(|s| s.peer) {
+            let took = self.handshake_took(key);
+            handshakes::refused(&mut self.sb, peer.ip(), &response, took);
+        }
+        self.answer(key, response);
+    }
+
+    /// Time since the socket was accepted, while its request head is being handled: its
+    /// deadline is still the accept's plus `handshake_timeout` (kept rather than a timestamp
+    /// per socket).
+    fn handshake_took(&self, key: usize) -> std::time::Duration {
+        let Some(deadline) = self.sockets.slab.get(key).and_then(|s| s.deadline) else {
+            return std::time::Duration::ZERO;
+        };
+        let left = deadline.saturating_duration_since(self.clock.now_std());
+        self.settings.handshake_timeout.saturating_sub(left)
+    }
+
     fn serve_api(&mut self, key: usize, call: ApiCall) {
         let now = self.clock.now();
         let request = ApiRequest {
@@ -163,8 +186,8 @@ impl Embedded {
                 _ => None,
             })
             .sum();
-        let extra = http::adapter_gauges(backlog as u64, self.sockets.websockets as u64);
-        http::metrics(&self.sb, &extra)
+        let gauges = AdapterGauges::new("mio", backlog as u64, self.sockets.websockets as u64);
+        metrics_response(&self.sb, gauges)
     }
 
     fn upgrade(
@@ -176,16 +199,15 @@ impl Embedded {
         rest: Vec<u8>,
     ) {
         if let Err(refusal) = http::admit(self.sockets.websockets, self.settings.max_connections) {
-            return self.answer(key, refusal);
+            return self.refuse_handshake(key, refusal);
         }
         let now = self.clock.now();
         match self.sb.open(now, ip, handshake) {
-            Err(refused) => {
-                info!(%ip, status = refused.http_status(), reason = %refused, "rejected");
-                self.answer(key, HttpResponse::open_refused(&refused));
-            }
+            Err(refused) => self.refuse_handshake(key, HttpResponse::open_refused(&refused)),
             Ok(id) => {
                 info!(conn = %id, %ip, user = self.sb.user_of(id), "connected");
+                let took = self.handshake_took(key);
+                self.sb.handshake_answered(101, took);
                 let Some(socket) = self.sockets.slab.get_mut(key) else {
                     // Cannot happen (the socket is being served), but the core must not keep it.
                     self.sb.handle_closed(now, id);

@@ -20,6 +20,7 @@ use crate::cap::ConnectionCap;
 use crate::connection::Mailbox;
 use crate::outbound::{End, Outgoing};
 use crate::sync::Arc;
+use switchboard_adapter_kit::metrics::{metrics_response, AdapterGauges};
 use switchboard_adapter_kit::Clock;
 use switchboard_core::cluster::{BusAction, BusEvent};
 use switchboard_redis::Bridge;
@@ -48,6 +49,11 @@ pub(crate) enum ConnEvent {
     Violation(ConnId, Violation),
     /// The connection's task ended; the peer's close code if it sent a close frame.
     Closed(ConnId, Option<u16>),
+    /// An upgrade request was answered with `status` (101: opened), `took` after its accept.
+    Handshake {
+        status: u16,
+        took: Duration,
+    },
 }
 
 /// An application command: run against the core in the driver.
@@ -216,11 +222,12 @@ impl Driver {
                         self.sb.handle_closed(now, id);
                     }
                 }
+                // The front logs the refusal as it answers it.
                 Err(e) => {
-                    info!(%ip, status = e.http_status(), reason = %e, "rejected");
                     let _ = reply.send(Err(e));
                 }
             },
+            ConnEvent::Handshake { status, took } => self.sb.handshake_answered(status, took),
             ConnEvent::Frame(id, Inbound::Text(text)) => {
                 self.sb.handle_frame(now, id, Frame::Text(text.as_str()))
             }
@@ -267,8 +274,8 @@ impl Driver {
             }
             Control::Metrics(reply) => {
                 let backlog: usize = self.mailboxes.conns.values().map(|m| m.backlog()).sum();
-                let extra = http::adapter_gauges(backlog as u64, self.cap.held() as u64);
-                let _ = reply.send(http::metrics(&self.sb, &extra));
+                let gauges = AdapterGauges::new("tokio", backlog as u64, self.cap.held() as u64);
+                let _ = reply.send(metrics_response(&self.sb, gauges));
             }
             Control::Command(command) => command(&mut Commands::new(&mut self.sb, now)),
             Control::Shutdown => {

@@ -12,9 +12,11 @@ use switchboard_core::{Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
-use tracing::debug;
+
+use switchboard_adapter_kit::handshakes;
 
 use crate::connection;
 use crate::driver::{ConnEvent, Control};
@@ -25,6 +27,8 @@ use crate::Context;
 /// held across the awaits that follow.
 enum Next {
     Answer(HttpResponse),
+    /// A refused upgrade request (or a request whose head could not be read): counted.
+    RefuseUpgrade(HttpResponse),
     Health,
     Metrics,
     Api {
@@ -42,21 +46,27 @@ enum Next {
 
 /// Serves one accepted socket from its first byte to its last.
 pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+    let accepted = Instant::now();
     let mut buf = Vec::new();
     let head_len =
         match tokio::time::timeout(ctx.handshake_timeout, read_head(&mut stream, &mut buf)).await {
             Ok(Ok(len)) => len,
-            Ok(Err(Some(refusal))) => return respond(&mut stream, refusal).await,
+            Ok(Err(Some(refusal))) => {
+                return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await
+            }
             Ok(Err(None)) => return,
             Err(_) => {
-                debug!(%peer, "handshake timeout");
-                return respond(&mut stream, HttpResponse::head_timeout()).await;
+                let refusal = HttpResponse::head_timeout();
+                return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await;
             }
         };
     let next = with_head(&buf[..head_len], |head| decide(head, peer, &ctx))
-        .unwrap_or_else(|| Next::Answer(HttpResponse::malformed_request()));
+        .unwrap_or_else(|| Next::RefuseUpgrade(HttpResponse::malformed_request()));
     match next {
         Next::Answer(response) => respond(&mut stream, response).await,
+        Next::RefuseUpgrade(response) => {
+            refuse(&mut stream, peer.ip(), accepted, response, &ctx).await
+        }
         Next::Health => {
             let response = ask(&ctx, Control::Health).await;
             respond(&mut stream, response).await
@@ -89,7 +99,7 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
         Next::Upgrade { handshake, key, ip } => {
             let leftover = buf[head_len..].to_vec();
             drop(buf);
-            upgrade(stream, ip, handshake, &key, leftover, ctx).await
+            upgrade(stream, ip, accepted, handshake, &key, leftover, ctx).await
         }
     }
 }
@@ -97,6 +107,7 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
 /// The core's routing of a request head, and what the adapter needs of it afterwards.
 fn decide(head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
     match route(head, &ctx.allowed_origins) {
+        Route::RefuseUpgrade(response) => Next::RefuseUpgrade(response),
         Route::Reject(response) => Next::Answer(response),
         Route::Health => Next::Health,
         Route::Metrics => Next::Metrics,
@@ -120,6 +131,7 @@ fn decide(head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
 async fn upgrade(
     mut stream: TcpStream,
     ip: IpAddr,
+    accepted: Instant,
     handshake: Handshake,
     key: &str,
     leftover: Vec<u8>,
@@ -127,7 +139,8 @@ async fn upgrade(
 ) {
     // Count this socket among the WebSocket connections before anything else can.
     if !ctx.cap.try_acquire() {
-        return respond(&mut stream, HttpResponse::at_connection_limit()).await;
+        let refusal = HttpResponse::at_connection_limit();
+        return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
     }
     let (reply, answer) = oneshot::channel();
     let open = ConnEvent::Open {
@@ -143,13 +156,16 @@ async fn upgrade(
         Some(Ok(opened)) => opened,
         Some(Err(refused)) => {
             ctx.cap.release();
-            return respond(&mut stream, HttpResponse::open_refused(&refused)).await;
+            let refusal = HttpResponse::open_refused(&refused);
+            return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
         }
         None => {
             ctx.cap.release();
-            return respond(&mut stream, HttpResponse::shutting_down()).await;
+            let refusal = HttpResponse::shutting_down();
+            return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
         }
     };
+    answered(&ctx, 101, accepted).await;
     if stream.write_all(&switching_protocols(key)).await.is_err() {
         ctx.cap.release();
         let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;
@@ -167,6 +183,25 @@ async fn upgrade(
         ctx.events.clone(),
         ctx.cap.clone(),
     ));
+}
+
+/// Answers a refused upgrade request, counted by the core and logged with its reason.
+async fn refuse(
+    stream: &mut TcpStream,
+    ip: IpAddr,
+    accepted: Instant,
+    response: HttpResponse,
+    ctx: &Context,
+) {
+    handshakes::log_refused(ip, &response);
+    answered(ctx, response.status, accepted).await;
+    respond(stream, response).await
+}
+
+/// Tells the core how an upgrade request ended, for its counts.
+async fn answered(ctx: &Context, status: u16, accepted: Instant) {
+    let took = accepted.elapsed();
+    let _ = ctx.events.send(ConnEvent::Handshake { status, took }).await;
 }
 
 /// Reads until the end of the request head; returns its length (bytes after it stay in `buf`),

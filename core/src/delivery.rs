@@ -37,6 +37,7 @@ impl Switchboard {
                 }
             }
         });
+        self.telemetry.published(delivered);
         delivered
     }
 

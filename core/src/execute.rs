@@ -16,6 +16,7 @@ use crate::cluster::BusAction;
 use crate::payload::Payload;
 use crate::registry::ConnId;
 use crate::switchboard::Switchboard;
+use crate::telemetry::DropReason;
 use crate::time::Now;
 
 /// What an adapter does with the core's decisions, one method per [`Action`].
@@ -68,12 +69,15 @@ impl Switchboard {
             match action {
                 Action::Send { conn, payload } => {
                     if slow.contains(&conn) {
+                        self.telemetry.drop_message(DropReason::SlowConsumer);
                         continue;
                     }
                     self.count_send();
                     let Some(backlog) = transport.send(conn, payload) else {
+                        self.telemetry.drop_message(DropReason::ConnectionGone);
                         continue;
                     };
+                    self.telemetry.queued(backlog);
                     if backlog > self.config().max_outbound_bytes && self.close_slow(now, conn) {
                         slow.push(conn);
                     }

@@ -38,6 +38,7 @@ impl Switchboard {
         match self.verify(now, token) {
             Ok(identity) => self.authenticate(now, id, identity, device, reply_id),
             Err(e) => {
+                self.telemetry.auth_failed();
                 let payload = server::auth_error(
                     code::UNAUTHORIZED,
                     &e.to_string(),

@@ -91,6 +91,7 @@ pub mod protocol;
 mod query;
 mod registry;
 mod switchboard;
+pub mod telemetry;
 mod time;
 mod timers;
 pub mod topics;

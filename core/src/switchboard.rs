@@ -24,6 +24,7 @@ use crate::protocol::{
 };
 use crate::query::Stats;
 use crate::registry::{AuthState, ConnId, Connection, Registry, Session};
+use crate::telemetry::{DropReason, Telemetry};
 use crate::time::{Instant, Now};
 use crate::timers::TimerQueue;
 use crate::topics::{presence_topic, Pattern, TopicTrie};
@@ -104,6 +105,7 @@ pub struct Switchboard {
     pub(crate) draining: Option<Instant>,
     pub(crate) stopped: bool,
     pub(crate) stats: Stats,
+    pub(crate) telemetry: Telemetry,
     /// This node's name and run, when it has them (ids are then unique across nodes).
     pub(crate) node: Option<NodeIdentity>,
     /// Cluster mode.
@@ -152,6 +154,7 @@ impl Switchboard {
             draining: None,
             stopped: false,
             stats: Stats::default(),
+            telemetry: Telemetry::default(),
             node: None,
             cluster: None,
         }
@@ -174,8 +177,11 @@ impl Switchboard {
         handshake: Handshake,
     ) -> Result<ConnId, OpenError> {
         let result = self.try_open(now, ip, handshake);
-        if result.is_err() {
+        if let Err(refused) = &result {
             self.stats.rejected_total += 1;
+            if refused.http_status() == 401 {
+                self.telemetry.auth_failed();
+            }
         }
         result
     }
@@ -244,6 +250,7 @@ impl Switchboard {
         conn.last_seen = conn.last_seen.max(now.instant);
         self.stats.frames_in_total += 1;
         if frame.len() > self.config.max_message_bytes {
+            self.telemetry.drop_message(DropReason::TooBig);
             self.leave(
                 now,
                 id,
@@ -253,6 +260,7 @@ impl Switchboard {
         }
         let (rate, burst) = (self.config.max_messages_per_sec, self.config.message_burst);
         if !conn.inbound.try_take(now.instant, rate, burst) {
+            self.telemetry.drop_message(DropReason::RateLimited);
             let reason = "rate limit exceeded".into();
             self.leave(now, id, Leave::Close(CloseCode::RATE_LIMITED, reason));
             return;
@@ -328,10 +336,17 @@ impl Switchboard {
 
     /// The adapter's codec found a fault in the connection's input.
     pub fn handle_violation(&mut self, now: Now, id: ConnId, violation: Violation) {
-        let (code, reason) = match violation {
-            Violation::InvalidUtf8 => (CloseCode::INVALID_PAYLOAD, "invalid utf-8"),
-            Violation::MessageTooBig => (CloseCode::TOO_BIG, "message too big"),
+        let (code, reason, dropped) = match violation {
+            Violation::InvalidUtf8 => (
+                CloseCode::INVALID_PAYLOAD,
+                "invalid utf-8",
+                DropReason::InvalidUtf8,
+            ),
+            Violation::MessageTooBig => (CloseCode::TOO_BIG, "message too big", DropReason::TooBig),
         };
+        if self.registry.get(id).is_some() {
+            self.telemetry.drop_message(dropped);
+        }
         self.leave(now, id, Leave::Close(code, reason.into()));
     }
 
@@ -488,6 +503,23 @@ impl Switchboard {
         self.presence_changed(now, &user, PresenceChange { before, after });
     }
 
+    /// Decides a close frame for `conn`, counted by its code.
+    fn push_close(
+        &mut self,
+        conn: ConnId,
+        code: CloseCode,
+        reason: Cow<'static, str>,
+        mode: CloseMode,
+    ) {
+        self.telemetry.close(code.0);
+        self.actions.push_back(Action::Close {
+            conn,
+            code,
+            reason,
+            mode,
+        });
+    }
+
     /// Removes a connection from every index, tells the adapter what to do with its transport,
     /// and announces the presence change.
     pub(crate) fn leave(&mut self, now: Now, id: ConnId, how: Leave) {
@@ -514,39 +546,26 @@ impl Switchboard {
         }
         match how {
             Leave::Closed => {}
-            Leave::Close(code, reason) => self.actions.push_back(Action::Close {
-                conn: id,
-                code,
-                reason,
-                mode: CloseMode::Flush,
-            }),
-            Leave::SlowConsumer => self.actions.push_back(Action::Close {
-                conn: id,
-                code: CloseCode::SLOW_CONSUMER,
-                reason: "slow consumer".into(),
-                mode: CloseMode::Discard,
-            }),
+            Leave::Close(code, reason) => self.push_close(id, code, reason, CloseMode::Flush),
+            Leave::SlowConsumer => self.push_close(
+                id,
+                CloseCode::SLOW_CONSUMER,
+                "slow consumer".into(),
+                CloseMode::Discard,
+            ),
             Leave::Evict => {
                 self.stats.evicted_total += 1;
                 self.actions.push_back(Action::Evict { conn: id });
             }
             Leave::Replaced => {
                 self.stats.replaced_total += 1;
-                self.actions.push_back(Action::Close {
-                    conn: id,
-                    code: CloseCode::SESSION_REPLACED,
-                    reason: "session replaced".into(),
-                    mode: CloseMode::Flush,
-                });
+                let reason = "session replaced".into();
+                self.push_close(id, CloseCode::SESSION_REPLACED, reason, CloseMode::Flush);
                 return;
             }
             Leave::Drain => {
-                self.actions.push_back(Action::Close {
-                    conn: id,
-                    code: CloseCode::GOING_AWAY,
-                    reason: "server shutting down".into(),
-                    mode: CloseMode::Flush,
-                });
+                let reason = "server shutting down".into();
+                self.push_close(id, CloseCode::GOING_AWAY, reason, CloseMode::Flush);
                 return;
             }
         }

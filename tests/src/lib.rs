@@ -34,6 +34,7 @@ pub mod binary;
 pub mod cases;
 pub mod cluster;
 pub mod http;
+pub mod metrics;
 pub mod util;
 pub mod ws;
 
@@ -330,6 +331,8 @@ macro_rules! suite {
             http_api::http_api_stats,
             http_api::http_api_malformed_body_is_400,
             http_api::http_healthz_and_metrics,
+            metrics::metrics_count_every_handshake_result_by_status,
+            metrics::metrics_count_closes_by_code_and_dropped_frames_by_reason,
             history::history_a_client_that_dropped_its_tcp_connection_recovers_every_missed_message,
             history::history_recovery_while_a_publisher_publishes_has_no_gap_and_no_duplicate_at_the_seam,
             history::history_a_position_of_another_epoch_or_ahead_of_the_stream_is_not_recovered,

@@ -6,10 +6,15 @@
 //!   buffers).
 //! - [`text_message`]: a [`Payload`] as a tungstenite text frame, without a second UTF-8 pass.
 //! - [`random_seed`]: the randomness the core takes as an input (its hash seed).
+//! - [`handshakes`]: how an upgrade request ended, counted by the core and logged.
+//! - [`metrics`]: `/metrics`, the core's counts and the adapter's gauges rendered for
+//!   Prometheus, with the standard `process_*` figures.
 
 #![warn(missing_docs)]
 
 mod clock;
+pub mod handshakes;
+pub mod metrics;
 
 pub use clock::{Clock, ClockHand};
 

@@ -1,6 +1,6 @@
 //! The HTTP side of the server, decided in the core so that every adapter answers alike:
 //! routing of the upgrade request and its refusals ([`route`]), the JSON API of SPEC.md
-//! ([`handle_api`]), `/healthz` ([`health`]) and `/metrics` ([`metrics`]), and the
+//! ([`handle_api`]), `/healthz` ([`health`]), and the
 //! `--allowed-origins` and `--trusted-proxies` policies.
 //!
 //! Adapters find the request head in what they read ([`HeadStatus::of`], bounded by
@@ -15,7 +15,6 @@
 mod answers;
 mod api;
 mod head;
-mod metrics;
 mod origin;
 mod proxy;
 mod request;
@@ -25,7 +24,6 @@ mod server_config;
 pub use answers::{admit, switching_protocols};
 pub use api::{handle_api, health, ApiRequest};
 pub use head::{body_length, with_head, HeadStatus};
-pub use metrics::{adapter_gauges, metrics};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
 pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};

@@ -56,12 +56,17 @@ pub enum Route {
     },
     /// `GET /healthz`: answer with [`health`](crate::http::health).
     Health,
-    /// `GET /metrics`: answer with [`metrics`](crate::http::metrics).
+    /// `GET /metrics`: answer with the exporter's rendering of [`Stats`](crate::Stats) and
+    /// [`Telemetry`](crate::telemetry::Telemetry) (`switchboard-adapter-kit`'s `metrics`).
     Metrics,
     /// `/api/...`: read the body (Content-Length; over MAX_API_BODY_BYTES: 413), then answer
     /// with [`handle_api`](crate::http::handle_api).
     Api,
-    /// Answer this and close.
+    /// An upgrade request to `/ws` refused before the core saw it (400, 403, 405, 426, …):
+    /// answer this and close, and count it with
+    /// [`Switchboard::handshake_answered`](crate::Switchboard::handshake_answered).
+    RefuseUpgrade(HttpResponse),
+    /// Any other request refused (404, 405 on `/healthz`, …): answer this and close.
     Reject(HttpResponse),
 }
 
@@ -81,7 +86,10 @@ pub enum Route {
 /// routed like GET (the adapter may omit the body). Paths compare byte for byte, undecoded.
 pub fn route(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
     match path_of(head.target) {
-        "/ws" => route_upgrade(head, origins),
+        "/ws" => match route_upgrade(head, origins) {
+            Route::Reject(refusal) => Route::RefuseUpgrade(refusal),
+            upgrade => upgrade,
+        },
         "/healthz" | "/metrics" if !matches!(head.method, "GET" | "HEAD") => Route::Reject(
             HttpResponse::error(405, "method not allowed: use GET").header("Allow", "GET, HEAD"),
         ),
@@ -213,13 +221,13 @@ mod tests {
 
     fn status(r: &Route) -> u16 {
         match r {
-            Route::Reject(resp) => resp.status,
+            Route::Reject(resp) | Route::RefuseUpgrade(resp) => resp.status,
             other => panic!("expected a rejection, got {other:?}"),
         }
     }
 
     fn message(r: &Route) -> String {
-        let Route::Reject(resp) = r else {
+        let (Route::Reject(resp) | Route::RefuseUpgrade(resp)) = r else {
             panic!("expected a rejection, got {r:?}")
         };
         let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
@@ -297,7 +305,7 @@ mod tests {
         for method in ["POST", "HEAD", "PUT", "get"] {
             let r = route_with(method, "/ws", &upgrade_headers());
             assert_eq!(status(&r), 405, "{method}");
-            let Route::Reject(resp) = r else {
+            let (Route::Reject(resp) | Route::RefuseUpgrade(resp)) = r else {
                 unreachable!()
             };
             assert_eq!(resp.headers, vec![("Allow", "GET".to_owned())]);
@@ -368,7 +376,7 @@ mod tests {
         ] {
             let r = route_with("GET", "/ws", &h);
             assert_eq!(status(&r), 426);
-            let Route::Reject(resp) = r else {
+            let (Route::Reject(resp) | Route::RefuseUpgrade(resp)) = r else {
                 unreachable!()
             };
             assert_eq!(
@@ -427,7 +435,7 @@ mod tests {
         for path in ["/healthz", "/metrics"] {
             let r = route_with("POST", path, &[]);
             assert_eq!(status(&r), 405);
-            let Route::Reject(resp) = r else {
+            let (Route::Reject(resp) | Route::RefuseUpgrade(resp)) = r else {
                 unreachable!()
             };
             assert_eq!(resp.headers, vec![("Allow", "GET, HEAD".to_owned())]);
@@ -444,6 +452,26 @@ mod tests {
         ] {
             assert_eq!(route_with(m, t, &[]), Route::Api, "{m} {t}");
         }
+    }
+
+    #[test]
+    fn refusals_of_ws_are_refused_upgrades_and_other_refusals_are_not() {
+        assert!(matches!(
+            route_with("POST", "/ws", &upgrade_headers()),
+            Route::RefuseUpgrade(r) if r.status == 405
+        ));
+        assert!(matches!(
+            route_with("GET", "/ws?device=%20", &upgrade_headers()),
+            Route::RefuseUpgrade(r) if r.status == 400
+        ));
+        assert!(matches!(
+            route_with("GET", "/nope", &upgrade_headers()),
+            Route::Reject(r) if r.status == 404
+        ));
+        assert!(matches!(
+            route_with("POST", "/metrics", &[]),
+            Route::Reject(r) if r.status == 405
+        ));
     }
 
     #[test]

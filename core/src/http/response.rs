@@ -71,6 +71,24 @@ impl HttpResponse {
         }
     }
 
+    /// The `message` of an [`error`](Self::error) answer (what a log line gives as the reason),
+    /// or `None` for any other body.
+    pub fn error_message(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            error: Detail,
+        }
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            message: String,
+        }
+        if self.content_type != JSON {
+            return None;
+        }
+        let envelope: Envelope = serde_json::from_slice(&self.body).ok()?;
+        Some(envelope.error.message)
+    }
+
     /// The same response with one more header.
     #[must_use]
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -143,6 +161,20 @@ fn reason_phrase(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_message_is_the_envelopes_message_and_none_for_other_bodies() {
+        let refusal = HttpResponse::error(429, "too many connections from 10.0.0.1");
+        assert_eq!(
+            refusal.error_message().as_deref(),
+            Some("too many connections from 10.0.0.1")
+        );
+        assert_eq!(HttpResponse::json(200, &[1, 2]).error_message(), None);
+        assert_eq!(
+            HttpResponse::with_body(200, "text/plain", "x").error_message(),
+            None
+        );
+    }
 
     #[test]
     fn error_has_the_spec_envelope_and_json_type() {

@@ -11,5 +11,6 @@ pub mod history;
 pub mod http_api;
 pub mod limits;
 pub mod liveness;
+pub mod metrics;
 pub mod presence;
 pub mod topics;
