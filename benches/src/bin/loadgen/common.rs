@@ -297,6 +297,22 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (utime + stime) a process has used so far, in microseconds (clock-tick resolution,
+/// usually 10 ms).
+pub(crate) fn cpu_micros(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // state (field 3) first, utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&hz| hz > 0)?;
+    Some((utime + stime) * 1_000_000 / hz)
+}
+
 pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     // Drawn on stderr, and only when stderr is a terminal (CI logs stay clean).
     let bar = ProgressBar::new(len);

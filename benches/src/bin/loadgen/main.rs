@@ -1,6 +1,6 @@
 //! `loadgen`: drives any server that speaks Switchboard's wire protocol over real sockets.
 //!
-//! Three modes, each bounded in time and count, each ending with one JSON line of figures on
+//! Four modes, each bounded in time and count, each ending with one JSON line of figures on
 //! stdout (progress goes to stderr):
 //!
 //! - `idle`: open N authenticated connections and hold them; connections established, failures,
@@ -8,6 +8,9 @@
 //! - `fanout`: S subscribers on one topic, P publishers at R messages/s each; deliveries per
 //!   second, latency percentiles (HDR histogram), messages lost.
 //! - `churn`: C workers doing connect / auth / subscribe / close cycles; cycles per second.
+//! - `recover`: N clients drop their connections, M messages are published on their topic, and
+//!   all reconnect at once with `since`; time until all recovered, errors (not recovered, gaps,
+//!   duplicates, connect failures), server RSS and CPU per client, live latency meanwhile.
 //!
 //! One scenario a file; what they share (flags, connecting, failures, histograms, `/proc`
 //! samples) is in `common.rs`.
@@ -16,6 +19,7 @@ mod churn;
 mod common;
 mod fanout;
 mod idle;
+mod recover;
 
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use churn::ChurnArgs;
 use common::{arm_watchdog, check_fd_budget, raise_nofile_limit};
 use fanout::FanoutArgs;
 use idle::IdleArgs;
+use recover::RecoverArgs;
 
 const AFTER_HELP: &str = "\
 Limits: one process holds at most (open-file hard limit - 64) connections; loadgen raises its
@@ -59,6 +64,9 @@ enum Mode {
     Fanout(FanoutArgs),
     /// C concurrent connect/auth/subscribe/close cycles: cycles per second.
     Churn(ChurnArgs),
+    /// N clients drop their connections, M messages are published, all reconnect at once with
+    /// `since`: recovery time and errors, server RSS and CPU, live latency during the storm.
+    Recover(RecoverArgs),
 }
 
 fn main() {
@@ -82,6 +90,14 @@ fn main() {
             let d = a.duration + a.common.connect_timeout * 3 + Duration::from_secs(30);
             ("churn", a.common.deadline.unwrap_or(d))
         }
+        Mode::Recover(a) => {
+            check_fd_budget(a.clients + a.live_subscribers + 2, limit);
+            let d = a.quiet
+                + a.settle
+                + a.common.connect_timeout * 3
+                + ramp_allowance(2 * a.clients + a.live_subscribers);
+            ("recover", a.common.deadline.unwrap_or(d))
+        }
     };
     arm_watchdog(mode, deadline);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,13 +109,14 @@ fn main() {
             Mode::Idle(a) => idle::run(a).await,
             Mode::Fanout(a) => fanout::run(a).await,
             Mode::Churn(a) => churn::run(a).await,
+            Mode::Recover(a) => recover::run(a).await,
         }
     });
     match result {
         Ok(report) => {
             println!("{report}");
             // Nothing achieved at all is a failed run, whatever the cause.
-            let achieved = ["established", "received", "cycles"]
+            let achieved = ["established", "received", "cycles", "recovered"]
                 .iter()
                 .filter_map(|k| report.get(*k).and_then(Value::as_u64))
                 .any(|v| v > 0);
