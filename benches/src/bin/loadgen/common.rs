@@ -313,6 +313,19 @@ pub(crate) fn cpu_micros(pid: u32) -> Option<u64> {
     Some((utime + stime) * 1_000_000 / hz)
 }
 
+/// The kernel's count of connections dropped because a listen queue was full
+/// (`TcpExt: ListenOverflows` in `/proc/net/netstat`, every socket of this network namespace);
+/// each such client retries its SYN about 1 s later.
+pub(crate) fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     // Drawn on stderr, and only when stderr is a terminal (CI logs stay clean).
     let bar = ProgressBar::new(len);

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{
-    cpu_micros, progress, round2, rss_kib, Common, Failures, Incoming, Latencies, Target, Ws,
+    cpu_micros, listen_overflows, progress, round2, rss_kib, Common, Failures, Incoming, Latencies,
+    Target, Ws,
 };
 
 #[derive(Args, Debug)]
@@ -36,7 +37,9 @@ pub(crate) struct RecoverArgs {
     /// Topic the recovering clients subscribe to.
     #[arg(long, default_value = "bench.recover")]
     pub(crate) topic: String,
-    /// Reconnections in flight at once during the storm; 0: all at once.
+    /// Reconnections in flight at once during the storm; 0: all at once. All at once, the SYNs
+    /// that find the server's listen queue full are dropped and retried about 1 s later
+    /// (`listen_overflows` in the report counts them).
     #[arg(long, default_value_t = 0)]
     pub(crate) storm_concurrency: usize,
     /// After the drop, how long to wait before publishing, so that the server has seen every
@@ -617,6 +620,7 @@ pub(crate) async fn run(args: RecoverArgs) -> Result<Value, String> {
     // The storm: all reconnect at once (or --storm-concurrency at a time).
     let rss_before = args.server_pid.and_then(rss_kib);
     let cpu_before = args.server_pid.and_then(cpu_micros);
+    let overflows_before = listen_overflows();
     let errors = Arc::new(Errors::default());
     let done = Arc::new(Latencies::new());
     let last = Arc::new(last);
@@ -663,6 +667,9 @@ pub(crate) async fn run(args: RecoverArgs) -> Result<Value, String> {
     let storm_wall = storm_start.elapsed().as_secs_f64();
     live.storm_until.set(now_micros());
     let cpu_after = args.server_pid.and_then(cpu_micros);
+    let overflows = listen_overflows()
+        .zip(overflows_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let rss_after = args.server_pid.and_then(rss_kib);
     bar.finish_and_clear();
 
@@ -702,6 +709,7 @@ pub(crate) async fn run(args: RecoverArgs) -> Result<Value, String> {
         "storm_secs": round2(storm_secs),
         "storm_wall_secs": round2(storm_wall),
         "recovered_after_us": done.summary(),
+        "listen_overflows": overflows,
         "server_rss_start_kib": rss_start,
         "server_rss_before_storm_kib": rss_before,
         "server_rss_after_storm_kib": rss_after,
