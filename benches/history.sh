@@ -63,7 +63,8 @@ run() { # server history(on|off) scenario [loadgen args...]: one JSON line into 
 
 for bin in $SERVERS; do
     run "$bin" on recover -n "$CLIENTS" -m "$MISSED"
-    for history in on off; do
+    # On, off, off, on: an order effect (the machine warming, a neighbour's build) cancels out.
+    for history in on off off on; do
         run "$bin" "$history" fanout --subscribers "$SUBS" --publishers "$PUBS" --rate "$RATE" \
             --duration "${SECS}s"
     done
@@ -83,16 +84,22 @@ for line in open(path):
     r = json.loads(line)
     if r["server"] not in servers:
         servers.append(r["server"])
-    runs[(r["server"], r["scenario"], r["history"])] = r
+    runs.setdefault((r["server"], r["scenario"], r["history"]), []).append(r)
 
 
-def get(server, scenario, history, *keys):
-    v = runs.get((server, scenario, history))
-    for k in ("loadgen",) + keys:
+def one(v, keys):
+    for k in keys:
         if not isinstance(v, dict) or v.get(k) is None:
             return None
         v = v[k]
     return v
+
+
+def get(server, scenario, history, *keys):
+    """The mean over the runs of that setting (fanout runs twice each)."""
+    vs = [one(r, ("loadgen",) + keys) for r in runs.get((server, scenario, history), [])]
+    vs = [v for v in vs if isinstance(v, (int, float))]
+    return sum(vs) / len(vs) if vs else None
 
 
 def fmt(v, spec="{:,.0f}"):
@@ -104,9 +111,9 @@ def ratio(on, off):
 
 
 def cpu_per_delivery(server, history):
-    r = runs.get((server, "fanout", history))
-    received = get(server, "fanout", history, "received")
-    return r["server_cpu_secs"] * 1e6 / received if r and received else None
+    rs = runs.get((server, "fanout", history), [])
+    received = sum(one(r, ("loadgen", "received")) or 0 for r in rs)
+    return sum(r["server_cpu_secs"] for r in rs) * 1e6 / received if received else None
 
 
 def mib(kib):
@@ -120,7 +127,7 @@ for s in servers:
         (f"recover {clients} x {missed}: recovered, errors",
          f"{fmt(g('recovered'))} of {fmt(g('clients'))}, {fmt(g('errors'))} errors"),
         ("time until all recovered", fmt(g("storm_secs"), "{:.2f} s")
-         + f" (p50 {fmt(g('recovered_after_us', 'p50'), '{:,}')} us), listen overflows "
+         + f" (p50 {fmt(g('recovered_after_us', 'p50'), '{:,.0f}')} us), listen overflows "
          + fmt(g("listen_overflows"))),
         ("server RSS: start / before the storm / after",
          " / ".join(fmt(mib(g(k)), "{:.1f}") for k in
@@ -128,22 +135,25 @@ for s in servers:
                      "server_rss_after_storm_kib")) + " MiB"),
         ("server CPU per recovering client", fmt(g("server_cpu_per_client_us"), "{:.0f} us")),
         ("live p50 / p99 quiet -> during the storm",
-         f"{fmt(g('live', 'quiet_latency_us', 'p50'), '{:,}')} / "
-         f"{fmt(g('live', 'quiet_latency_us', 'p99'), '{:,}')} -> "
-         f"{fmt(g('live', 'storm_latency_us', 'p50'), '{:,}')} / "
-         f"{fmt(g('live', 'storm_latency_us', 'p99'), '{:,}')} us, lost {fmt(g('live', 'lost'))}"),
+         f"{fmt(g('live', 'quiet_latency_us', 'p50'), '{:,.0f}')} / "
+         f"{fmt(g('live', 'quiet_latency_us', 'p99'), '{:,.0f}')} -> "
+         f"{fmt(g('live', 'storm_latency_us', 'p50'), '{:,.0f}')} / "
+         f"{fmt(g('live', 'storm_latency_us', 'p99'), '{:,.0f}')} us, lost {fmt(g('live', 'lost'))}"),
     ]))
     on, off = cpu_per_delivery(s, "on"), cpu_per_delivery(s, "off")
-    rows[-1][1].append((f"fanout {subs} x {pubs} x {rate}/s: server CPU per delivery on / off",
+    rows[-1][1].append((f"fanout {subs} x {pubs} x {rate}/s (2 runs each): server CPU per delivery on / off",
                         f"{fmt(on, '{:.2f}')} / {fmt(off, '{:.2f}')} us, ratio {ratio(on, off)}"))
     d_on, d_off = (get(s, "fanout", h, "delivered_per_sec") for h in ("on", "off"))
     rows[-1][1].append(("fanout delivered/s on / off",
                         f"{fmt(d_on)} / {fmt(d_off)}, ratio {ratio(d_on, d_off)}"))
     p_on, p_off = (get(s, "fanout", h, "latency_us", "p99") for h in ("on", "off"))
     l_on, l_off = (get(s, "fanout", h, "lost") for h in ("on", "off"))
+    r_on, r_off = (get(s, "fanout", h, "server_rss_kib") for h in ("on", "off"))
     rows[-1][1].append(("fanout p99 on / off, lost on / off",
-                        f"{fmt(p_on, '{:,}')} / {fmt(p_off, '{:,}')} us, ratio {ratio(p_on, p_off)};"
+                        f"{fmt(p_on, '{:,.0f}')} / {fmt(p_off, '{:,.0f}')} us, ratio {ratio(p_on, p_off)};"
                         f" lost {fmt(l_on)} / {fmt(l_off)}"))
+    rows[-1][1].append(("fanout: server RSS at the end on / off",
+                        f"{fmt(mib(r_on), '{:.1f}')} / {fmt(mib(r_off), '{:.1f}')} MiB"))
     i_on, i_off = (get(s, "idle", h, "server_rss_per_conn_bytes") for h in ("on", "off"))
     rows[-1][1].append(("idle: server RSS per connection on / off",
                         f"{fmt(i_on)} / {fmt(i_off)} B, ratio {ratio(i_on, i_off)}"))
