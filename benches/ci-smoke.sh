@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Smoke test of the load generator against the reference server, for CI.
 #
-# Builds the release server (`switchboard`, or the one named as the first argument) and `loadgen`, starts the server on a free loopback
-# port, runs idle / fanout / churn briefly, and checks that each printed a JSON line with
-# non-zero figures and no lost messages. Exits non-zero on any failure; the server is always
+# Builds the release server (`switchboard`, or the one named as the first argument) and `loadgen`,
+# starts the server on a free loopback port, runs idle / fanout / churn / recover briefly, and
+# checks that each printed a JSON line with non-zero figures, no lost messages, and (recover)
+# every client recovered without error. Exits non-zero on any failure; the server is always
 # stopped (trap EXIT). Needs only bash, cargo and coreutils.
 set -euo pipefail
 
@@ -103,6 +104,13 @@ echo "churn:  $churn"
 positive "$churn" cycles churn
 positive "$churn" cycles_per_sec churn
 zero "$churn" failed churn
+
+recover="$(run recover -n 200 -m 10 --live-subscribers 10 --quiet 500ms --settle 300ms --server-pid "$SERVER_PID")"
+echo "recover: $recover"
+[[ "$(field "$recover" recovered)" == "200" ]] || fail "recover: not all 200 clients recovered: $recover"
+zero "$recover" errors recover
+zero "$recover" failed recover
+zero "$recover" lost recover
 
 kill -0 "$SERVER_PID" 2>/dev/null || fail "server died during the runs"
 echo "ci-smoke: ok ($SERVER_BIN)"

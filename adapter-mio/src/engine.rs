@@ -121,7 +121,15 @@ impl Embedded {
                 .map(Token)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "token out of range"))
         };
-        let mut listener = TcpListener::bind(config.listen)?;
+        // Backlog 1,024: `TcpListener::bind` asks for 128, which a reconnect storm of thousands
+        // overflows (the rest wait for a SYN retry, 1 s later).
+        let domain = socket2::Domain::for_address(config.listen);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&config.listen.into())?;
+        socket.listen(1024)?;
+        let mut listener = TcpListener::from_std(socket.into());
         registry.register(&mut listener, token(LISTENER)?, Interest::READABLE)?;
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
         let websocket = websocket_config(config.core.max_message_bytes);

@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -46,7 +46,16 @@ impl Server {
     /// [`bind`](Self::bind), reading time from `clock` (e.g. a [`Clock::manual`] in a test,
     /// to reach a deadline without sleeping until it).
     pub async fn bind_with_clock(config: ServerConfig, clock: Clock) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.listen).await?;
+        // Backlog 1,024: `TcpListener::bind` asks for 128, which a reconnect storm of thousands
+        // overflows (the rest wait for a SYN retry, 1 s later).
+        let socket = if config.listen.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(config.listen)?;
+        let listener = socket.listen(1024)?;
         let sb = config.switchboard(random_seed);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
