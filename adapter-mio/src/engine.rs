@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
-use switchboard_core::http::{HttpResponse, OriginPolicy, TrustedProxies};
+use switchboard_core::http::{HttpResponse, Listener, OriginPolicy, TrustedProxies};
 use switchboard_core::{Commands, Now, ServerConfig, Switchboard};
 use tracing::{info, warn};
 use tungstenite::protocol::WebSocketConfig;
@@ -20,7 +20,7 @@ use crate::queue::CommandQueue;
 use crate::socket::{Phase, Socket};
 use crate::sockets::{Sockets, FIRST_SOCKET};
 use crate::sync::Arc;
-use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
+use switchboard_adapter_kit::{random_seed, websocket_config, Clock, ListenError};
 use switchboard_core::cluster::BusEvent;
 use switchboard_redis::Bridge;
 
@@ -53,12 +53,14 @@ pub(crate) struct Settings {
     pub(crate) allowed_origins: OriginPolicy,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) websocket: WebSocketConfig,
+    /// What `--listen` serves (`/metrics` or not).
+    pub(crate) main_listener: Listener,
 }
 
 /// The server as a set of mio sources for the application's own event loop.
 ///
-/// It registers its listener on `first_token`, its [`mio::Waker`] on `first_token + 1`, and
-/// every socket above: the application keeps its own tokens below `first_token`. One wake-up
+/// It registers its listener on `first_token`, its [`mio::Waker`] on `first_token + 1`, the
+/// `metrics_listen` listener (if any) on `first_token + 2`, and every socket above: the application keeps its own tokens below `first_token`. One wake-up
 /// of the application's loop is:
 ///
 /// 1. `poll.poll(&mut events, timeout)`, where `timeout` is the earliest of the application's
@@ -76,6 +78,8 @@ pub struct Embedded {
     pub(crate) sb: Switchboard,
     pub(crate) sockets: Sockets,
     listener: TcpListener,
+    /// `--metrics-listen`: `/metrics` and `/healthz` on an address of their own.
+    metrics_listener: Option<TcpListener>,
     commands: Arc<Queue>,
     pub(crate) clock: Clock,
     pub(crate) settings: Settings,
@@ -94,10 +98,13 @@ impl std::fmt::Debug for Embedded {
 
 const LISTENER: usize = 0;
 const WAKER: usize = 1;
+/// `--metrics-listen`, when set.
+const METRICS_LISTENER: usize = 2;
 
 impl Embedded {
-    /// Binds `config.listen` and registers the listener and a waker with `registry`, on
-    /// `first_token` and `first_token + 1`; sockets get the tokens above.
+    /// Binds `config.listen` (and `config.metrics_listen`) and registers the listener, a waker
+    /// and the metrics listener with `registry`, on `first_token` to `first_token + 2`; sockets
+    /// get the tokens above.
     pub fn bind(
         config: ServerConfig,
         registry: &Registry,
@@ -131,6 +138,16 @@ impl Embedded {
         socket.listen(1024)?;
         let mut listener = TcpListener::from_std(socket.into());
         registry.register(&mut listener, token(LISTENER)?, Interest::READABLE)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => {
+                let mut metrics =
+                    TcpListener::bind(addr).map_err(ListenError::wrap("--metrics-listen", addr))?;
+                registry.register(&mut metrics, token(METRICS_LISTENER)?, Interest::READABLE)?;
+                Some(metrics)
+            }
+            None => None,
+        };
+        let main_listener = config.main_listener();
         let waker = mio::Waker::new(registry, token(WAKER)?)?;
         let websocket = websocket_config(config.core.max_message_bytes);
         let commands = Arc::new(CommandQueue::new(waker));
@@ -143,6 +160,7 @@ impl Embedded {
         Ok(Embedded {
             sockets: Sockets::new(registry.try_clone()?, first, clock.clone(), bridge),
             listener,
+            metrics_listener,
             commands,
             sb: config.switchboard(random_seed),
             clock,
@@ -154,6 +172,7 @@ impl Embedded {
                 allowed_origins: config.allowed_origins,
                 trusted_proxies: config.trusted_proxies,
                 websocket,
+                main_listener,
             },
             accept_paused_until: None,
         })
@@ -162,6 +181,11 @@ impl Embedded {
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address `/metrics` has of its own (`metrics_listen`), if any.
+    pub fn metrics_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// A handle for the application: send, publish, query, shut down.
@@ -209,7 +233,12 @@ impl Embedded {
         match offset {
             LISTENER => {
                 if self.accept_paused_until.is_none() {
-                    self.accept();
+                    self.accept(self.settings.main_listener);
+                }
+            }
+            METRICS_LISTENER => {
+                if self.accept_paused_until.is_none() {
+                    self.accept(Listener::Metrics);
                 }
             }
             WAKER => self.run_commands(),
@@ -241,7 +270,9 @@ impl Embedded {
         }
         if self.accept_paused_until.is_some_and(|at| at <= instant) {
             self.accept_paused_until = None;
-            self.accept();
+            // Edge-triggered: what waited on either listener during the pause is taken now.
+            self.accept(self.settings.main_listener);
+            self.accept(Listener::Metrics);
         }
         for key in std::mem::take(&mut self.sockets.again) {
             if self.sockets.slab.contains(key) {
@@ -258,9 +289,14 @@ impl Embedded {
 
     // ---- accept and commands ------------------------------------------------------------------
 
-    fn accept(&mut self) {
+    fn accept(&mut self, which: Listener) {
         loop {
-            match self.listener.accept() {
+            let listener = match which {
+                Listener::Metrics => self.metrics_listener.as_ref(),
+                _ => Some(&self.listener),
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
                 Ok((mut stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let key = self.sockets.slab.vacant_key();
@@ -277,6 +313,7 @@ impl Embedded {
                         stream,
                         peer,
                         phase: Phase::Head(Vec::new()),
+                        listener: which,
                         deadline: None,
                         interest: Interest::READABLE,
                         dirty: false,
@@ -366,5 +403,8 @@ impl Drop for Embedded {
             let _ = self.sockets.registry.deregister(&mut socket.stream);
         }
         let _ = self.sockets.registry.deregister(&mut self.listener);
+        if let Some(metrics) = &mut self.metrics_listener {
+            let _ = self.sockets.registry.deregister(metrics);
+        }
     }
 }

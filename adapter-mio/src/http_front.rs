@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use switchboard_adapter_kit::handshakes;
 use switchboard_adapter_kit::metrics::{metrics_response, AdapterGauges};
 use switchboard_core::http::{
-    self, route, ApiRequest, HeadStatus, HttpResponse, RequestHead, Route,
+    self, route_on, ApiRequest, HeadStatus, HttpResponse, RequestHead, Route,
 };
 use switchboard_core::Handshake;
 use tracing::info;
@@ -90,7 +90,10 @@ impl Embedded {
     }
 
     fn on_request(&mut self, key: usize, head: &RequestHead<'_>, rest: &[u8]) {
-        match route(head, &self.settings.allowed_origins) {
+        let Some(listener) = self.sockets.slab.get(key).map(|s| s.listener) else {
+            return;
+        };
+        match route_on(listener, head, &self.settings.allowed_origins) {
             Route::RefuseUpgrade(response) => self.refuse_handshake(key, response),
             Route::Reject(response) => self.answer(key, response),
             Route::Health => {

@@ -21,6 +21,7 @@ pub struct Server {
     engine: Embedded,
     /// Read once at bind, so that asking for it cannot fail.
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Server {
@@ -36,16 +37,23 @@ impl Server {
         let poll = Poll::new()?;
         let engine = Embedded::bind_with_clock(config, poll.registry(), Token(0), clock)?;
         let local_addr = engine.local_addr()?;
+        let metrics_addr = engine.metrics_addr().transpose()?;
         Ok(Server {
             poll,
             engine,
             local_addr,
+            metrics_addr,
         })
     }
 
     /// The address the server listens on (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics` has of its own (`metrics_listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// A handle for the application: send, publish, query, shut down.
@@ -60,8 +68,12 @@ impl Server {
             mut poll,
             mut engine,
             local_addr,
+            metrics_addr,
         } = self;
         info!(addr = %local_addr, "listening");
+        if let Some(addr) = metrics_addr {
+            info!(%addr, "serving /metrics");
+        }
         let mut events = Events::with_capacity(EVENTS);
         loop {
             engine.turn();

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 use mio::Interest;
 use switchboard_adapter_kit::text_message;
+use switchboard_core::http::Listener;
 use switchboard_core::ConnId;
 use tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
@@ -21,6 +22,8 @@ pub(crate) struct Socket {
     pub(crate) stream: TcpStream,
     pub(crate) peer: SocketAddr,
     pub(crate) phase: Phase,
+    /// The listener it was accepted on, which decides the paths it is served.
+    pub(crate) listener: Listener,
     /// Its entry in `Embedded::deadlines`, if any.
     pub(crate) deadline: Option<std::time::Instant>,
     /// Interest currently registered.

@@ -19,8 +19,9 @@ use tracing::{debug, info, warn};
 use crate::outbound::Outgoing;
 use crate::socket::{Answer, Phase, Socket, Ws, WsState};
 
-/// The token offset of the first socket (the listener and the waker come first).
-pub(crate) const FIRST_SOCKET: usize = 2;
+/// The token offset of the first socket (the listener, the waker and the metrics listener
+/// come first).
+pub(crate) const FIRST_SOCKET: usize = 3;
 
 /// The sockets of one event loop.
 pub(crate) struct Sockets {

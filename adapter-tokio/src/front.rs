@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use switchboard_core::http::{
-    body_length, route, switching_protocols, with_head, HeadStatus, HttpResponse, RequestHead,
-    Route,
+    body_length, route_on, switching_protocols, with_head, HeadStatus, HttpResponse, Listener,
+    RequestHead, Route,
 };
 use switchboard_core::{Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,7 +45,12 @@ enum Next {
 }
 
 /// Serves one accepted socket from its first byte to its last.
-pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Context>) {
+pub(crate) async fn serve_socket(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    listener: Listener,
+    ctx: Arc<Context>,
+) {
     let accepted = Instant::now();
     let mut buf = Vec::new();
     let head_len =
@@ -60,7 +65,7 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
                 return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await;
             }
         };
-    let next = with_head(&buf[..head_len], |head| decide(head, peer, &ctx))
+    let next = with_head(&buf[..head_len], |head| decide(listener, head, peer, &ctx))
         .unwrap_or_else(|| Next::RefuseUpgrade(HttpResponse::malformed_request()));
     match next {
         Next::Answer(response) => respond(&mut stream, response).await,
@@ -105,8 +110,8 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
 }
 
 /// The core's routing of a request head, and what the adapter needs of it afterwards.
-fn decide(head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
-    match route(head, &ctx.allowed_origins) {
+fn decide(listener: Listener, head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
+    match route_on(listener, head, &ctx.allowed_origins) {
         Route::RefuseUpgrade(response) => Next::RefuseUpgrade(response),
         Route::Reject(response) => Next::Answer(response),
         Route::Health => Next::Health,

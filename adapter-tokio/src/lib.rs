@@ -39,7 +39,7 @@ pub use switchboard_core::{Commands, Stopped};
 
 use std::time::Duration;
 
-use switchboard_core::http::{OriginPolicy, TrustedProxies};
+use switchboard_core::http::{Listener, OriginPolicy, TrustedProxies};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -56,4 +56,6 @@ pub(crate) struct Context {
     pub(crate) allowed_origins: OriginPolicy,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) websocket: WebSocketConfig,
+    /// What `--listen` serves (`/metrics` or not).
+    pub(crate) main_listener: Listener,
 }

@@ -14,7 +14,8 @@ use crate::front::serve_socket;
 use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
-use switchboard_adapter_kit::{random_seed, websocket_config, Clock};
+use switchboard_adapter_kit::{random_seed, websocket_config, Clock, ListenError};
+use switchboard_core::http::Listener;
 use switchboard_redis::Bridge;
 
 /// Pause after a failed `accept` (e.g. EMFILE), so that the loop never spins.
@@ -23,6 +24,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// `--metrics-listen`: `/metrics` and `/healthz` on an address of their own.
+    metrics_listener: Option<TcpListener>,
     driver: Driver,
     context: Arc<Context>,
     handle: Handle,
@@ -56,6 +59,15 @@ impl Server {
         socket.set_reuseaddr(true)?;
         socket.bind(config.listen)?;
         let listener = socket.listen(1024)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(ListenError::wrap("--metrics-listen", addr))?,
+            ),
+            None => None,
+        };
+        let main_listener = config.main_listener();
         let sb = config.switchboard(random_seed);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (control_tx, control) = mpsc::unbounded_channel();
@@ -73,6 +85,7 @@ impl Server {
             allowed_origins: config.allowed_origins,
             trusted_proxies: config.trusted_proxies,
             websocket: websocket_config(config.core.max_message_bytes),
+            main_listener,
         });
         let driver = Driver {
             sb,
@@ -86,6 +99,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            metrics_listener,
             driver,
             context,
             handle: Handle {
@@ -101,6 +115,16 @@ impl Server {
             .expect("a bound TCP listener has a local address")
     }
 
+    /// The address `/metrics` has of its own (`metrics_listen`), once bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let listener = self.metrics_listener.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound TCP listener has a local address"),
+        )
+    }
+
     /// A handle for the application: send, publish, query, shut down.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -110,11 +134,16 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let Server {
             listener,
+            metrics_listener,
             driver,
             context,
             handle,
         } = self;
         info!(addr = %listener.local_addr()?, "listening");
+        if let Some(metrics) = metrics_listener {
+            info!(addr = %metrics.local_addr()?, "serving /metrics");
+            tokio::spawn(serve_metrics(metrics, context.clone()));
+        }
         let driver = tokio::spawn(driver.run());
         tokio::pin!(driver);
         loop {
@@ -122,7 +151,8 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_socket(stream, peer, context.clone()));
+                        let listener = context.main_listener;
+                        tokio::spawn(serve_socket(stream, peer, listener, context.clone()));
                     }
                     Err(e) => {
                         warn!(error = %e, "accept failed");
@@ -135,5 +165,25 @@ impl Server {
         drop(handle);
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Accepts on `--metrics-listen` for the server's life (the task ends with the runtime).
+async fn serve_metrics(listener: TcpListener, context: Arc<Context>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(serve_socket(
+                    stream,
+                    peer,
+                    Listener::Metrics,
+                    context.clone(),
+                ));
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed on the metrics listener");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }

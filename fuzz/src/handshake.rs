@@ -326,7 +326,7 @@ pub fn run(input: &Input) {
                 assert!(policy.allows(Some(v)), "upgrade from a refused origin");
             }
         }
-        Route::Reject(resp) => {
+        Route::RefuseUpgrade(resp) | Route::Reject(resp) => {
             assert!((400..600).contains(&resp.status), "status {}", resp.status);
             let bytes = resp.to_bytes();
             assert!(

@@ -16,10 +16,15 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod history;
+mod metrics_listen;
 
 pub use history::{
     a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
     bad_history_flags_fail_with_a_message_naming_the_flag, history_size_0_serves_with_history_off,
+};
+pub use metrics_listen::{
+    busy_metrics_port_is_named_with_its_flag,
+    metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
 };
 
 /// Runs the binary to completion with a clean `SWITCHBOARD_*` environment.

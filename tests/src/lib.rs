@@ -382,6 +382,8 @@ macro_rules! binary_suite {
             a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
             bad_history_flags_fail_with_a_message_naming_the_flag,
             history_size_0_serves_with_history_off,
+            metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
+            busy_metrics_port_is_named_with_its_flag,
         }
     };
 }

@@ -14,9 +14,11 @@
 
 mod clock;
 pub mod handshakes;
+mod listen;
 pub mod metrics;
 
 pub use clock::{Clock, ClockHand};
+pub use listen::ListenError;
 
 use switchboard_core::Payload;
 use tungstenite::protocol::frame::Utf8Bytes;

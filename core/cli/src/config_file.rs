@@ -244,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_resolves_and_the_address_of_listen_itself_is_refused() {
+        let base = ["--jwt-secret", "s", "--listen", "127.0.0.1:9001"];
+        let c = config(&[&base[..], &["--metrics-listen", "localhost:9090"]].concat()).unwrap();
+        assert_eq!(c.metrics_listen.map(|a| a.port()), Some(9090));
+        assert!(c.metrics_listen.unwrap().ip().is_loopback());
+        assert_eq!(config(&base).unwrap().metrics_listen, None);
+        let e = config(&[&base[..], &["--metrics-listen", "127.0.0.1:9001"]].concat()).unwrap_err();
+        assert!(
+            e.starts_with("--metrics-listen 127.0.0.1:9001: the same address as --listen"),
+            "{e}"
+        );
+        let e = config(&[&base[..], &["--metrics-listen", "no port"]].concat()).unwrap_err();
+        assert!(
+            e.starts_with("--metrics-listen \"no port\": not an address"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_missing_or_malformed_file_is_refused_naming_it() {
         let e = config(&["--config", "/nonexistent/switchboard.toml"]).unwrap_err();
         assert!(

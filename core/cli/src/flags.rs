@@ -149,6 +149,10 @@ pub(crate) struct ServerArgs {
     /// API on the same port).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:9001")]
     listen: String,
+    /// Serve /metrics (and /healthz) on this address of its own, HOST:PORT, for a scraper on
+    /// a private network; --listen then answers /metrics with 404.
+    #[arg(long, env = "SWITCHBOARD_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// How log lines are written: pretty (for people) or json (one object a line).
     #[arg(
         long,
@@ -315,6 +319,17 @@ impl ServerArgs {
                 .max(1)
         });
         let mut config = ServerConfig::new(resolve_listen(&self.listen)?, secret);
+        config.metrics_listen = match self.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
+            Some(addr) => Some(resolve("--metrics-listen", addr, "9090")?),
+            None => None,
+        };
+        if config.metrics_listen == Some(config.listen) && config.listen.port() != 0 {
+            return Err(format!(
+                "--metrics-listen {}: the same address as --listen; give another port, or leave \
+                 it out to serve /metrics on --listen",
+                config.listen
+            ));
+        }
         config.jwt_public_key = public_key;
         config.core = {
             let mut config = Config::default();
@@ -377,12 +392,18 @@ fn read_public_key(path: &std::path::Path) -> Result<PublicKeyVerifier, String> 
 /// The address `--listen` names: `HOST:PORT` with an IP address or a host name (the first
 /// address it resolves to).
 fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    resolve("--listen", listen, "9001")
+}
+
+/// The address a listening flag names (`flag`, for the message), `HOST:PORT` with an IP
+/// address or a host name (the first address it resolves to).
+fn resolve(flag: &str, listen: &str, example_port: &str) -> Result<SocketAddr, String> {
     let mut addrs = listen.to_socket_addrs().map_err(|e| {
-        format!("--listen {listen:?}: not an address this machine can listen on ({e}); give HOST:PORT, e.g. 127.0.0.1:9001 or localhost:9001")
+        format!("{flag} {listen:?}: not an address this machine can listen on ({e}); give HOST:PORT, e.g. 127.0.0.1:{example_port} or localhost:{example_port}")
     })?;
     addrs
         .next()
-        .ok_or_else(|| format!("--listen {listen:?}: the host name resolves to no address"))
+        .ok_or_else(|| format!("{flag} {listen:?}: the host name resolves to no address"))
 }
 
 /// Schemes of the Redis URLs the bridge connects to.

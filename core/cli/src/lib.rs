@@ -31,8 +31,10 @@ mod limits;
 mod token;
 
 use std::io;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use switchboard_adapter_kit::ListenError;
 
 use switchboard_core::ServerConfig;
 use tracing::warn;
@@ -125,6 +127,19 @@ fn init_logging(format: LogFormat) {
 
 /// Says why the server cannot listen on `addr` and what to do, and gives the exit status.
 pub fn cannot_listen(binary: Binary, addr: SocketAddr, error: &io::Error) -> ExitCode {
+    if let Some(other) = ListenError::of(error) {
+        let flag = other.flag;
+        let advice = match other.source.kind() {
+            io::ErrorKind::AddrInUse => "another process is listening there: choose a free port",
+            io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: choose another",
+            _ => "check the address",
+        };
+        eprintln!(
+            "{}: cannot listen on {} ({flag}): {}; {advice} with {flag} HOST:PORT",
+            binary.name, other.addr, other.source
+        );
+        return ExitCode::from(2);
+    }
     if error.kind() == io::ErrorKind::InvalidInput {
         // Not the address: the one setting a server refuses as it binds, the Redis URL.
         eprintln!(

@@ -26,6 +26,8 @@ pub use api::{handle_api, health, ApiRequest};
 pub use head::{body_length, with_head, HeadStatus};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
-pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
+pub use request::{
+    route, route_on, Listener, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
+};
 pub use response::HttpResponse;
 pub use server_config::{ClusterSettings, ServerConfig};

@@ -85,7 +85,35 @@ pub enum Route {
 /// 13); with several `Origin` lines each must be allowed. HEAD on `/healthz` and `/metrics` is
 /// routed like GET (the adapter may omit the body). Paths compare byte for byte, undecoded.
 pub fn route(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
-    match path_of(head.target) {
+    route_on(Listener::Main { metrics: true }, head, origins)
+}
+
+/// Which of the server's listeners a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Listener {
+    /// `--listen`: `/ws`, the HTTP API and `/healthz`; `/metrics` too unless `metrics` is
+    /// false (it has a listener of its own), then it is a 404 like any unknown path.
+    Main {
+        /// Whether `/metrics` is served here.
+        metrics: bool,
+    },
+    /// `--metrics-listen`: `/metrics` and `/healthz` only (what a scraper and a probe need);
+    /// every other path is a 404, so the WebSocket and the API are not reachable through it.
+    Metrics,
+}
+
+/// [`route`] for a request that arrived on `listener`.
+pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
+    let path = path_of(head.target);
+    let served = match listener {
+        Listener::Main { metrics } => metrics || path != "/metrics",
+        Listener::Metrics => matches!(path, "/metrics" | "/healthz"),
+    };
+    if !served {
+        return Route::Reject(HttpResponse::error(404, "not found"));
+    }
+    match path {
         "/ws" => match route_upgrade(head, origins) {
             Route::Reject(refusal) => Route::RefuseUpgrade(refusal),
             upgrade => upgrade,
@@ -472,6 +500,36 @@ mod tests {
             route_with("POST", "/metrics", &[]),
             Route::Reject(r) if r.status == 405
         ));
+    }
+
+    #[test]
+    fn the_metrics_listener_serves_metrics_and_healthz_only_and_the_main_one_then_no_metrics() {
+        let on = |listener, method, target| {
+            let head = RequestHead {
+                method,
+                target,
+                headers: &[],
+            };
+            route_on(listener, &head, &OriginPolicy::any())
+        };
+        let main = Listener::Main { metrics: false };
+        assert_eq!(on(Listener::Metrics, "GET", "/metrics"), Route::Metrics);
+        assert_eq!(on(Listener::Metrics, "HEAD", "/healthz"), Route::Health);
+        for (listener, target) in [
+            (Listener::Metrics, "/ws"),
+            (Listener::Metrics, "/api/stats"),
+            (main, "/metrics"),
+            (main, "/metrics?x=1"),
+        ] {
+            let r = on(listener, "GET", target);
+            assert_eq!(
+                (status(&r), message(&r)),
+                (404, "not found".into()),
+                "{target}"
+            );
+        }
+        assert_eq!(on(main, "GET", "/healthz"), Route::Health);
+        assert_eq!(on(main, "GET", "/api/stats"), Route::Api);
     }
 
     #[test]

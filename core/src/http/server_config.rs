@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::auth::{Hs256Verifier, PublicKeyVerifier};
 use crate::cluster::{ClusterConfig, NodeId, NodeIdentity};
 use crate::config::Config;
-use crate::http::{OriginPolicy, TrustedProxies};
+use crate::http::{Listener, OriginPolicy, TrustedProxies};
 use crate::switchboard::Switchboard;
 
 /// Settings of a server that drives a [`Switchboard`]: the core's, plus what
@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub node_id: Option<NodeId>,
     /// Cluster mode; `None`: a standalone server on its in-memory registry.
     pub cluster: Option<ClusterSettings>,
+    /// A listener of its own for `/metrics` (and `/healthz`); `None`: `/metrics` is served on
+    /// `listen`. When set, `listen` answers `/metrics` with 404.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How a server joins its cluster.
@@ -83,6 +86,14 @@ impl ServerConfig {
             jwt_public_key: None,
             node_id: None,
             cluster: None,
+            metrics_listen: None,
+        }
+    }
+
+    /// The listener `--listen` is, given whether `/metrics` has its own.
+    pub fn main_listener(&self) -> Listener {
+        Listener::Main {
+            metrics: self.metrics_listen.is_none(),
         }
     }
 
