@@ -90,6 +90,7 @@ impl Embedded {
     fn on_request(&mut self, key: usize, head: &RequestHead<'_>, rest: &[u8]) {
         match route(head, &self.settings.allowed_origins) {
             Route::Reject(response) => self.answer(key, response),
+            Route::Asset(response) => self.answer(key, response),
             Route::Health => {
                 let response = http::health(&self.sb);
                 self.answer(key, response);

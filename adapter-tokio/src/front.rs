@@ -98,6 +98,7 @@ pub(crate) async fn serve_socket(mut stream: TcpStream, peer: SocketAddr, ctx: A
 fn decide(head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
     match route(head, &ctx.allowed_origins) {
         Route::Reject(response) => Next::Answer(response),
+        Route::Asset(response) => Next::Answer(response),
         Route::Health => Next::Health,
         Route::Metrics => Next::Metrics,
         Route::Api => match body_length(head) {

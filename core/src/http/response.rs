@@ -17,6 +17,9 @@ pub struct HttpResponse {
     pub headers: Vec<(&'static str, String)>,
     /// The body, written as is.
     pub body: Bytes,
+    /// The answer to a HEAD request: `to_bytes` writes the head (with the body's
+    /// `Content-Length`) and leaves the body out.
+    pub head_only: bool,
 }
 
 /// The error envelope of SPEC.md: `{"error":{"code":…,"message":…}}`.
@@ -68,7 +71,15 @@ impl HttpResponse {
             content_type,
             headers: Vec::new(),
             body: body.into(),
+            head_only: false,
         }
+    }
+
+    /// The same response as the answer to a HEAD request: the same head, no body.
+    #[must_use]
+    pub fn without_body(mut self) -> Self {
+        self.head_only = true;
+        self
     }
 
     /// The same response with one more header.
@@ -97,7 +108,9 @@ impl HttpResponse {
             push_header(&mut out, name, value);
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
+        if !self.head_only {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -199,6 +212,17 @@ mod tests {
         let text = String::from_utf8(r.to_bytes()).unwrap();
         assert!(text.contains("X-A: a  Set-Cookie: b\r\n"));
         assert_eq!(text.matches("\r\n").count(), 6);
+    }
+
+    #[test]
+    fn without_body_keeps_the_head_and_its_content_length() {
+        let r = HttpResponse::with_body(200, "text/plain", "hello").without_body();
+        let text = String::from_utf8(r.to_bytes()).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+             Connection: close\r\n\r\n"
+        );
     }
 
     #[test]
