@@ -379,6 +379,7 @@ macro_rules! binary_suite {
             a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
             bad_history_flags_fail_with_a_message_naming_the_flag,
             history_size_0_serves_with_history_off,
+            browser_client_in_headless_chromium,
         }
     };
 }
