@@ -306,6 +306,11 @@ test("a dropped connection reconnects and recovers what was published meanwhile 
   const missed = await publish("chat.lobby", { text: "missed" });
   const missedNews = await publish("news.today", { n: 2 });
   check(missed.delivered === 0 && missedNews.delivered === 0, "the publishes happened while alice was away");
+  // A publish while disconnected waits for the next connection.
+  await inPage(() => {
+    const a = window.T.clients.a;
+    a.queued = a.c.publish("chat.lobby", { text: "queued" }).then((ack) => (a.ack = ack));
+  });
   await inPage(() => window.T.release("a"));
   await until("alice's client opens again", "a", () =>
     window.T.clients.a.log.some((e) => e.ev === "open" && e.reconnect),
@@ -316,11 +321,18 @@ test("a dropped connection reconnects and recovers what was published meanwhile 
   await until("the missed news.today message is delivered", "a", () =>
     window.T.clients.a.got.some((m) => m.topic === "news.today" && m.data.n === 2),
   );
+  await until("the publish made while away is acknowledged and delivered", "a", () => {
+    const a = window.T.clients.a;
+    return a.ack && a.got.some((m) => m.data?.text === "queued");
+  });
   const got = await inPage(() => window.T.clients.a.got);
   const lobby = got.filter((m) => m.topic === "chat.lobby");
   check(
-    lobby.length === 2 && lobby[1].replayed && lobby[1].offset === missed.offset,
-    `chat.lobby, once each: ${JSON.stringify(lobby)}`,
+    lobby.map((m) => m.data.text).join() === "hi,missed,queued" &&
+      lobby[1].replayed &&
+      lobby[1].offset === missed.offset &&
+      lobby[2].offset === missed.offset + 1,
+    `chat.lobby, in order, once each: ${JSON.stringify(lobby)}`,
   );
   const news = got.filter((m) => m.topic === "news.today");
   check(

@@ -59,6 +59,8 @@ export class SwitchboardError extends Error {
  *   is visible (0: never ping).
  * @property {number} [pongTimeout=10000] milliseconds a ping may go unanswered (no frame at all
  *   arrives) before the connection is dropped and replaced.
+ * @property {number} [connectTimeout=10000] milliseconds an attempt may take from opening the
+ *   socket to `auth_success` before it is given up (and retried with backoff).
  * @property {number} [requestTimeout=10000] milliseconds a request (publish, history, request)
  *   waits for its reply, connecting time included, before it rejects with code 408.
  */
@@ -92,8 +94,8 @@ export class SwitchboardError extends Error {
 
 /**
  * Opens a client to the Switchboard WebSocket endpoint `url` (`ws://HOST:PORT/ws`; `http(s)://`
- * is taken as `ws(s)://`). It connects at once and keeps reconnecting per the rules of
- * {@link Switchboard}.
+ * is taken as `ws(s)://`, and a relative URL such as `/ws` is resolved against the page). It
+ * connects at once and keeps reconnecting per the rules of {@link Switchboard}.
  * @param {string} url
  * @param {ConnectOptions} options
  * @returns {Switchboard}
@@ -137,7 +139,9 @@ export class Switchboard {
       throw new TypeError("connect(url, { token }): `token` must be a function returning a JWT");
     }
     const o = options;
-    this._url = new URL(url.replace(/^http/, "ws"));
+    this._url = new URL(url, typeof location !== "undefined" ? location.href : undefined);
+    if (this._url.protocol === "http:") this._url.protocol = "ws:";
+    if (this._url.protocol === "https:") this._url.protocol = "wss:";
     if (o.device !== undefined) this._url.searchParams.set("device", o.device);
     if (o.deviceName !== undefined) this._url.searchParams.set("deviceName", o.deviceName);
     this._token = o.token;
@@ -146,6 +150,7 @@ export class Switchboard {
     this._pingInterval = o.pingInterval ?? 25000;
     this._pongTimeout = o.pongTimeout ?? 10000;
     this._requestTimeout = o.requestTimeout ?? 10000;
+    this._connectTimeout = o.connectTimeout ?? 10000;
     /** @type {"connecting" | "open" | "closed"} */
     this._state = "connecting";
     this._ws = null;
@@ -165,7 +170,7 @@ export class Switchboard {
     this._replaying = new Map();
     /** @type {Map<string, object[]>} live messages held while a topic's gap is being filled */
     this._held = new Map();
-    /** @type {Map<string, {resolve: Function, reject: Function, sent: WebSocket | null, frame: object, timer: any}>} */
+    /** @type {Map<string, {resolve: Function, reject: Function, sent: ?WebSocket, frame: object, timer: any}>} */
     this._pending = new Map();
     this._onVisibility = () => this._schedulePing(true);
     this._onOnline = () => {
@@ -319,13 +324,13 @@ export class Switchboard {
       return;
     }
     this._ws = ws;
+    // Not authenticated within connectTimeout (a black-holed network, a hung server): replaced.
+    this._pongTimer = setTimeout(() => this._abandon(ws, "not connected"), this._connectTimeout);
     ws.onopen = () => {
-      this._lastSign = Date.now();
       ws.send(JSON.stringify({ type: "auth", token }));
     };
     ws.onmessage = (e) => {
       if (this._ws !== ws) return;
-      this._lastSign = Date.now();
       this._clearPongTimer();
       let frame;
       try {
@@ -396,8 +401,15 @@ export class Switchboard {
     if (final) return this._finish(code, reason, final);
     if (refused === undefined) return this._retry(code, reason);
     this._state = "connecting";
-    const token = await this._fetchToken();
-    if (token === undefined) return;
+    let token;
+    try {
+      token = await this._token();
+    } catch (e) {
+      if (this._state === "closed") return;
+      this._emit("error", new SwitchboardError(0, `token() failed: ${e && e.message ? e.message : e}`));
+      return this._retry(code, reason);
+    }
+    if (this._state === "closed") return;
     if (token === refused) {
       const why = "the token was refused (expired or revoked) and token() returned it again";
       return this._finish(code, reason, why);
@@ -455,16 +467,19 @@ export class Switchboard {
       this._send({ type: "ping" });
       this._clearPongTimer();
       const ws = this._ws;
-      this._pongTimer = setTimeout(() => {
-        if (this._ws !== ws) return;
-        // No frame since the ping: the connection is dead though the socket may not know.
-        ws.onclose = null;
-        ws.close(4000, "no pong");
-        this._drop(1006, `no answer to a ping within ${this._pongTimeout} ms`);
-      }, this._pongTimeout);
+      // No frame since the ping: the connection is dead though the socket may not know.
+      this._pongTimer = setTimeout(() => this._abandon(ws, "no pong"), this._pongTimeout);
     };
     if (now) ping();
     this._pingTimer = setInterval(ping, this._pingInterval);
+  }
+
+  /** Gives up on socket `ws` without waiting for its close handshake, and reconnects. */
+  _abandon(ws, what) {
+    if (this._ws !== ws) return;
+    ws.onclose = null;
+    ws.close(4000, what);
+    this._drop(1006, what);
   }
 
   _clearPongTimer() {
@@ -533,9 +548,9 @@ export class Switchboard {
     });
   }
 
-  _dispatch(topic, event, only) {
+  /** Calls the handlers of every subscription whose pattern matches `topic`. */
+  _dispatch(topic, event) {
     for (const [pattern, sub] of this._subs) {
-      if (only !== undefined && pattern !== only) continue;
       if (!matches(pattern, topic)) continue;
       for (const { handler } of [...sub.handlers]) {
         try {
@@ -563,7 +578,7 @@ export class Switchboard {
         if (this._ws !== ws) return;
         sub.settle[0]();
         if (since && reply.recovered === false) {
-          this._gap(pattern, reply, pattern);
+          this._gap(pattern, reply);
         } else if (since && reply.recovered === true && reply.offset > since.offset) {
           // The replay of what was missed follows, up to the stream's current offset.
           this._replaying.set(pattern, { offset: reply.offset, epoch: reply.epoch });
@@ -598,11 +613,12 @@ export class Switchboard {
       if (!matches(pattern, topic) || this._held.has(topic)) continue;
       if (this._subs.has(topic)) continue; // a concrete subscription recovers it with `since`
       this._held.set(topic, []);
-      this._fill(topic, since, ws, pattern);
+      this._fill(topic, since, ws);
     }
   }
 
-  async _fill(topic, since, ws, pattern) {
+  /** Reads `topic`'s stream after `since` (pages of 1000) while its live messages wait. */
+  async _fill(topic, since, ws) {
     let from = since;
     try {
       for (;;) {
@@ -620,7 +636,7 @@ export class Switchboard {
       if (error.code === 410) {
         // Another epoch or an offset ahead: what was missed is gone. Continue from what comes.
         this._positions.delete(topic);
-        this._gap(topic, { offset: undefined, epoch: undefined }, pattern);
+        this._gap(topic, { offset: undefined, epoch: undefined });
       } else {
         this._emit("error", error);
       }
@@ -631,15 +647,12 @@ export class Switchboard {
     for (const frame of held) this._message(frame, false);
   }
 
-  _gap(topic, reply, pattern) {
+  /** What was missed on `topic` cannot be replayed: tells every subscription that matches it. */
+  _gap(topic, reply) {
     if (typeof reply.offset === "number") {
       this._positions.set(topic, { offset: reply.offset, epoch: reply.epoch });
     }
-    this._dispatch(
-      topic,
-      { type: "gap", topic, recovered: false, offset: reply.offset, epoch: reply.epoch },
-      pattern,
-    );
+    this._dispatch(topic, { type: "gap", topic, recovered: false, offset: reply.offset, epoch: reply.epoch });
   }
 
   // ---- sending ----
