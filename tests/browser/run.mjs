@@ -113,6 +113,18 @@ test("the module loads from /client.js (cross-origin, as a page of the applicati
   for (const name of ["connect", "Switchboard", "SwitchboardError"]) {
     check(exports.includes(name), `client.js exports ${exports}, not ${name}`);
   }
+  const helpers = await inPage(() => ({
+    presence: window.SB.presenceTopic("alice@example.com"),
+    matches: [
+      ["chat.*", "chat.a"],
+      ["chat.*", "chat.a.b"],
+      ["chat.**", "chat.a.b"],
+      ["chat.**", "chat"],
+      ["a.*.c", "a.b.c"],
+    ].map(([p, t]) => window.SB.matches(p, t)),
+  }));
+  check(helpers.presence === "presence.alice@example%2Ecom", `presenceTopic: ${helpers.presence}`);
+  check(helpers.matches.join() === "true,false,true,false,true", `matches: ${helpers.matches}`);
   // A client in the page: its events in `log`, its handlers' events in `got`; `gate`, when
   // set, holds back `token()` until released.
   await inPage(() => {
