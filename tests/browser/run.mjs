@@ -104,6 +104,7 @@ test("the module loads from /client.js (cross-origin, as a page of the applicati
     WebSocket.prototype.send = function (data) {
       const frame = JSON.parse(data);
       if (frame.type === "auth") this.token = frame.token; // which client's socket
+      if (frame.type === "ping" && window.T.dropPingsOf === this.token) return; // a dead network
       window.T.sent.push({ at: Date.now(), token: this.token, frame });
       return send.call(this, data);
     };
@@ -270,9 +271,9 @@ test("sees another user's presence: the snapshot, then online when they connect,
   check(closes.length === 1 && !closes[0].willReconnect, `close() ends for good: ${JSON.stringify(closes)}`);
 });
 
-test("pings while the page is visible, not while hidden", async () => {
+test("pings while the page is visible, not while hidden; a connection that answers no ping is replaced", async () => {
   await inPage(
-    (u, t) => window.T.open("p", u, t, { pingInterval: 200, pongTimeout: 2000 }),
+    (u, t) => window.T.open("p", u, t, { pingInterval: 200, pongTimeout: 1000 }),
     wsUrl,
     tokens.carol,
   );
@@ -295,8 +296,32 @@ test("pings while the page is visible, not while hidden", async () => {
     document.dispatchEvent(new Event("visibilitychange"));
   });
   check((await pings()) === hiddenStart + 1, "a ping at once when the page is visible again");
-  await sleep(300);
+  await sleep(1200);
   check((await inPage(() => window.T.clients.p.c.state)) === "open", "pongs keep the connection open");
+  // Pings that get no answer (here: never sent) end the connection pongTimeout after the first.
+  const before = (await log("p")).length;
+  const dropAt = await inPage((t) => {
+    window.T.dropPingsOf = t;
+    return Date.now();
+  }, tokens.carol);
+  await until(
+    "a client without pongs gives up its connection",
+    "p",
+    (n) =>
+      window.T.clients.p.log
+        .slice(n)
+        .some((e) => e.ev === "close" && e.reason === "no pong" && e.willReconnect),
+    [before],
+  );
+  await inPage(() => (window.T.dropPingsOf = null));
+  const gaveUp = (await log("p")).slice(before).find((e) => e.ev === "close").at - dropAt;
+  check(gaveUp >= 950 && gaveUp < 2500, `gave up ${gaveUp} ms after the pongs stopped (pongTimeout 1000 ms)`);
+  await until(
+    "and connects again",
+    "p",
+    (n) => window.T.clients.p.log.slice(n).some((e) => e.ev === "open"),
+    [before],
+  );
   await inPage(() => window.T.clients.p.c.close());
 });
 

@@ -21,8 +21,8 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The cases of tests/browser/run.mjs, in headless Chromium against `binary`: the module loads
 /// cross-origin; connects with the token from `token()`; a wildcard subscription gets publishes
 /// from the HTTP API and from another client; presence of another user; pings only while
-/// visible; a dropped connection recovers what was published meanwhile (`since` on a topic,
-/// `history` for a pattern); reconnects with backoff and full jitter while the server is down,
+/// visible, and replaces a connection whose pings go unanswered; a dropped connection recovers
+/// what was published meanwhile (`since` on a topic, `history` for a pattern); reconnects with backoff and full jitter while the server is down,
 /// and after the restart resubscribes and reports `recovered: false`; stops after 4003 when
 /// `token()` returns the same token; never reconnects after 4001.
 pub fn browser_client_in_headless_chromium(binary: &str) {

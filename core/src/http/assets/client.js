@@ -465,9 +465,10 @@ export class Switchboard {
     const ping = () => {
       if (this._state !== "open" || !this._ws) return;
       this._send({ type: "ping" });
-      this._clearPongTimer();
+      // No frame since the first unanswered ping: the connection is dead though the socket
+      // may not know. Later pings do not push the deadline back; any frame clears it.
+      if (this._pongTimer !== null) return;
       const ws = this._ws;
-      // No frame since the ping: the connection is dead though the socket may not know.
       this._pongTimer = setTimeout(() => this._abandon(ws, "no pong"), this._pongTimeout);
     };
     if (now) ping();
