@@ -193,6 +193,11 @@ test("connects: the token from token() authenticates, `open` says who", async ()
       presence.connections[0].deviceName === "Browser test",
     `device and deviceName reach the server: ${JSON.stringify(presence)}`,
   );
+  const sent = await api("POST", "/api/send", { userId: "alice", data: { hello: "from the backend" } });
+  check(sent.delivered === 1, `POST /api/send reached ${sent.delivered}`);
+  await until("alice's client emits the push", "a", () =>
+    window.T.clients.a.log.some((e) => e.ev === "push" && e.data.hello === "from the backend"),
+  );
 });
 
 test("subscribes with a wildcard and receives publishes from the HTTP API and from another client", async () => {
@@ -394,6 +399,11 @@ test("a dropped connection reconnects and recovers what was published meanwhile 
   );
   await publish("chat.lobby", { text: "live" });
   await until("live messages follow", "a", () => window.T.clients.a.got.some((m) => m.data?.text === "live"));
+  const page = await inPage(() => window.T.clients.a.c.history("chat.lobby", { limit: 2 }));
+  check(
+    page.type === "history" && page.messages.map((m) => m.data.text).join() === "queued,live",
+    `history() lists the latest two: ${JSON.stringify(page)}`,
+  );
 });
 
 test("reconnects with backoff after a server restart, resubscribes, and reports recovered:false", async () => {

@@ -19,7 +19,7 @@ use crate::{TEST_API_KEY, TEST_SECRET};
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The cases of tests/browser/run.mjs, in headless Chromium against `binary`: the module loads
-/// cross-origin; connects with the token from `token()`; a wildcard subscription gets publishes
+/// cross-origin; connects with the token from `token()` and gets a push; a wildcard subscription gets publishes
 /// from the HTTP API and from another client; presence of another user; pings only while
 /// visible, and replaces a connection whose pings go unanswered; a dropped connection recovers
 /// what was published meanwhile (`since` on a topic, `history` for a pattern); reconnects with backoff and full jitter while the server is down,
