@@ -15,16 +15,17 @@ use std::time::{Duration, Instant};
 use super::{command, free_port, run, wait_until_serving};
 use crate::{TEST_API_KEY, TEST_SECRET};
 
-/// How long the whole script may take (it takes about 15 s).
+/// How long the whole script may take (it takes about 10 s): a guard against a hang.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The cases of tests/browser/run.mjs, in headless Chromium against `binary`: the module loads
-/// cross-origin; connects with the token from `token()` and gets a push; a wildcard subscription gets publishes
-/// from the HTTP API and from another client; presence of another user; pings only while
-/// visible, and replaces a connection whose pings go unanswered; a dropped connection recovers
-/// what was published meanwhile (`since` on a topic, `history` for a pattern); reconnects with backoff and full jitter while the server is down,
-/// and after the restart resubscribes and reports `recovered: false`; stops after 4003 when
-/// `token()` returns the same token; never reconnects after 4001.
+/// cross-origin; connects with the token from `token()` and gets a push; a wildcard
+/// subscription gets publishes from the HTTP API and from another client; presence of another
+/// user; pings only while visible, and replaces a connection whose pings go unanswered; a
+/// dropped connection recovers what was published meanwhile (`since` on a topic, `history` for
+/// a pattern); reconnects with backoff and full jitter while the server is down, and after the
+/// restart resubscribes and reports `recovered: false`; stops after 4003 when `token()` returns
+/// the same token; never reconnects after 4001.
 pub fn browser_client_in_headless_chromium(binary: &str) {
     let Some(browser_dir) = browser_prerequisites() else {
         return;
