@@ -96,6 +96,7 @@ impl Embedded {
         match route_on(listener, head, &self.settings.allowed_origins) {
             Route::RefuseUpgrade(response) => self.refuse_handshake(key, response),
             Route::Reject(response) => self.answer(key, response),
+            Route::Asset(response) => self.answer(key, response),
             Route::Health => {
                 let response = http::health(&self.sb);
                 self.answer(key, response);

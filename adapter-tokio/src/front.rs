@@ -114,6 +114,7 @@ fn decide(listener: Listener, head: &RequestHead<'_>, peer: SocketAddr, ctx: &Co
     match route_on(listener, head, &ctx.allowed_origins) {
         Route::RefuseUpgrade(response) => Next::RefuseUpgrade(response),
         Route::Reject(response) => Next::Answer(response),
+        Route::Asset(response) => Next::Answer(response),
         Route::Health => Next::Health,
         Route::Metrics => Next::Metrics,
         Route::Api => match body_length(head) {

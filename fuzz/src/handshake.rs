@@ -335,6 +335,13 @@ pub fn run(input: &Input) {
                 String::from_utf8_lossy(&bytes)
             );
         }
+        Route::Asset(resp) => {
+            assert!(
+                matches!((method, resp.status), ("GET" | "HEAD", 200) | (_, 405)),
+                "{method} on an asset: {}",
+                resp.status
+            );
+        }
         Route::Health | Route::Metrics | Route::Api => {}
     }
 

@@ -15,9 +15,11 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod browser;
 mod history;
 mod metrics_listen;
 
+pub use browser::browser_client_in_headless_chromium;
 pub use history::{
     a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
     bad_history_flags_fail_with_a_message_naming_the_flag, history_size_0_serves_with_history_off,

@@ -1,7 +1,7 @@
 //! The HTTP side of the server, decided in the core so that every adapter answers alike:
 //! routing of the upgrade request and its refusals ([`route`]), the JSON API of SPEC.md
-//! ([`handle_api`]), `/healthz` ([`health`]), and the
-//! `--allowed-origins` and `--trusted-proxies` policies.
+//! ([`handle_api`]), `/healthz` ([`health`]), the browser client at `/client.js`
+//! ([`CLIENT_JS`]), and the `--allowed-origins` and `--trusted-proxies` policies.
 //!
 //! Adapters find the request head in what they read ([`HeadStatus::of`], bounded by
 //! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]), call [`route`] on it ([`with_head`]), read an `/api`
@@ -14,6 +14,7 @@
 
 mod answers;
 mod api;
+mod assets;
 mod head;
 mod origin;
 mod proxy;
@@ -23,6 +24,7 @@ mod server_config;
 
 pub use answers::{admit, switching_protocols};
 pub use api::{handle_api, health, ApiRequest};
+pub use assets::CLIENT_JS;
 pub use head::{body_length, with_head, HeadStatus};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};

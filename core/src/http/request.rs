@@ -1,7 +1,7 @@
 //! Routing a parsed request head: which status for which request, decided once for every
 //! adapter.
 
-use crate::http::{HttpResponse, OriginPolicy};
+use crate::http::{assets, HttpResponse, OriginPolicy};
 use crate::protocol::handshake::path_of;
 use crate::Handshake;
 
@@ -68,6 +68,9 @@ pub enum Route {
     RefuseUpgrade(HttpResponse),
     /// Any other request refused (404, 405 on `/healthz`, …): answer this and close.
     Reject(HttpResponse),
+    /// A static file (`GET /client.js`, the browser client), or the refusal of a method other
+    /// than GET or HEAD on one: answer this and close, as for `Reject`.
+    Asset(HttpResponse),
 }
 
 /// Decides per PROTOCOL.md "Endpoint": for `/ws` (query allowed): method other than GET -> 405
@@ -77,7 +80,9 @@ pub enum Route {
 /// `Sec-WebSocket-Version: 13`; an `Origin` outside the policy -> 403; then
 /// `Handshake::from_request` (its errors -> their `http_status()`). `/healthz` and `/metrics`:
 /// GET (HEAD may be treated as GET) else 405. Paths under `/api/` -> Api (method checks happen
-/// in handle_api). Anything else -> 404. Error answers use `HttpResponse::error` with a message
+/// in handle_api). `/client.js`: the browser client ([`CLIENT_JS`](crate::http::CLIENT_JS)),
+/// `text/javascript; charset=utf-8` with a `Cache-Control` (GET; HEAD without the body; else
+/// 405) -> Asset. Anything else -> 404. Error answers use `HttpResponse::error` with a message
 /// naming the problem.
 ///
 /// Details: tokens of `Upgrade` and `Connection` are read across all their header lines; two
@@ -123,6 +128,11 @@ pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPoli
         ),
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
+        "/client.js" => Route::Asset(assets::serve(
+            head.method,
+            "text/javascript; charset=utf-8",
+            assets::CLIENT_JS,
+        )),
         path if path.starts_with("/api/") => Route::Api,
         _ => Route::Reject(HttpResponse::error(404, "not found")),
     }
@@ -530,6 +540,74 @@ mod tests {
         }
         assert_eq!(on(main, "GET", "/healthz"), Route::Health);
         assert_eq!(on(main, "GET", "/api/stats"), Route::Api);
+    }
+
+    #[test]
+    fn client_js_is_served_to_get_and_head_and_other_methods_are_405() {
+        let Route::Asset(get) = route_with("GET", "/client.js?v=1", &[]) else {
+            panic!("GET /client.js is an asset")
+        };
+        assert_eq!(get.status, 200);
+        assert_eq!(get.content_type, "text/javascript; charset=utf-8");
+        assert_eq!(&get.body[..], crate::http::CLIENT_JS.as_bytes());
+        let header = |name: &str| {
+            get.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("Cache-Control"), Some("public, max-age=300"));
+        assert_eq!(header("Access-Control-Allow-Origin"), Some("*"));
+        let text = String::from_utf8(get.to_bytes()).unwrap();
+        assert!(
+            text.ends_with(crate::http::CLIENT_JS),
+            "GET writes the file"
+        );
+        assert!(
+            text.contains(&format!("Content-Length: {}\r\n", get.body.len())),
+            "{text:.200}"
+        );
+
+        let Route::Asset(head) = route_with("HEAD", "/client.js", &[]) else {
+            panic!("HEAD /client.js is an asset")
+        };
+        let head_bytes = head.to_bytes();
+        let get_bytes = get.to_bytes();
+        assert_eq!(
+            &get_bytes[..head_bytes.len()],
+            &head_bytes[..],
+            "HEAD answers GET's head"
+        );
+        assert!(head_bytes.ends_with(b"\r\n\r\n"), "and no body");
+
+        for method in ["POST", "PUT", "DELETE", "get"] {
+            let Route::Asset(r) = route_with(method, "/client.js", &[]) else {
+                panic!("{method} /client.js")
+            };
+            assert_eq!(r.status, 405, "{method}");
+            assert_eq!(r.headers, vec![("Allow", "GET, HEAD".to_owned())]);
+        }
+        for other in [
+            "/client.js/",
+            "/Client.js",
+            "/client.mjs",
+            "/assets/client.js",
+        ] {
+            assert_eq!(status(&route_with("GET", other, &[])), 404, "{other}");
+        }
+    }
+
+    #[test]
+    fn client_js_is_an_es_module_that_exports_its_api() {
+        let js = crate::http::CLIENT_JS;
+        for export in [
+            "export function connect(",
+            "export class Switchboard",
+            "export class SwitchboardError extends Error",
+        ] {
+            assert!(js.contains(export), "client.js lacks `{export}`");
+        }
+        assert!(!js.contains("require("), "no CommonJS in an ES module");
     }
 
     #[test]

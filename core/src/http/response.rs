@@ -17,6 +17,9 @@ pub struct HttpResponse {
     pub headers: Vec<(&'static str, String)>,
     /// The body, written as is.
     pub body: Bytes,
+    /// The answer to a HEAD request: `to_bytes` writes the head (with the body's
+    /// `Content-Length`) and leaves the body out.
+    pub head_only: bool,
 }
 
 /// The error envelope of SPEC.md: `{"error":{"code":…,"message":…}}`.
@@ -68,6 +71,7 @@ impl HttpResponse {
             content_type,
             headers: Vec::new(),
             body: body.into(),
+            head_only: false,
         }
     }
 
@@ -87,6 +91,13 @@ impl HttpResponse {
         }
         let envelope: Envelope = serde_json::from_slice(&self.body).ok()?;
         Some(envelope.error.message)
+    }
+
+    /// The same response as the answer to a HEAD request: the same head, no body.
+    #[must_use]
+    pub fn without_body(mut self) -> Self {
+        self.head_only = true;
+        self
     }
 
     /// The same response with one more header.
@@ -115,7 +126,9 @@ impl HttpResponse {
             push_header(&mut out, name, value);
         }
         out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
+        if !self.head_only {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -231,6 +244,17 @@ mod tests {
         let text = String::from_utf8(r.to_bytes()).unwrap();
         assert!(text.contains("X-A: a  Set-Cookie: b\r\n"));
         assert_eq!(text.matches("\r\n").count(), 6);
+    }
+
+    #[test]
+    fn without_body_keeps_the_head_and_its_content_length() {
+        let r = HttpResponse::with_body(200, "text/plain", "hello").without_body();
+        let text = String::from_utf8(r.to_bytes()).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+             Connection: close\r\n\r\n"
+        );
     }
 
     #[test]
