@@ -39,6 +39,11 @@ impl Switchboard {
             Ok(identity) => self.authenticate(now, id, identity, device, reply_id),
             Err(e) => {
                 self.telemetry.auth_failed();
+                // A log line changes no output (quinn-proto and rustls log from their state
+                // machines alike); the subscriber is the application's.
+                if let Some(conn) = self.registry.get(id) {
+                    tracing::info!(conn = %id, ip = %conn.ip, code = 401, reason = %e, "authentication refused");
+                }
                 let payload = server::auth_error(
                     code::UNAUTHORIZED,
                     &e.to_string(),

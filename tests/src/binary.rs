@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod browser;
 mod history;
 mod metrics_listen;
+mod refusal_logs;
 
 pub use browser::browser_client_in_headless_chromium;
 pub use history::{
@@ -28,6 +29,7 @@ pub use metrics_listen::{
     busy_metrics_port_is_named_with_its_flag,
     metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
 };
+pub use refusal_logs::refusals_are_logged_as_json_with_ip_code_and_reason;
 
 /// Runs the binary to completion with a clean `SWITCHBOARD_*` environment.
 fn run(binary: &str, args: &[&str]) -> Output {
@@ -282,8 +284,6 @@ pub fn listen_resolves_a_host_name(binary: &str) {
 /// `--log-format json`: every line on stderr is one JSON object with a level and a message;
 /// a start without `--api-key` says that the HTTP API is disabled.
 pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str) {
-    use std::io::BufRead;
-
     let port = free_port();
     let mut child = command(binary)
         .env("RUST_LOG", "info")
@@ -293,18 +293,7 @@ pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str)
         .stderr(Stdio::piped())
         .spawn()
         .expect("the server starts");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let lines = stderr_lines(&mut child);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !seen.iter().any(|l: &String| l.contains("ready")) {
@@ -333,6 +322,25 @@ pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str)
             .any(|l| l.contains("HTTP API is disabled") && l.contains("--api-key")),
         "the start says the HTTP API is disabled: {seen:?}"
     );
+}
+
+/// The lines the piped stderr of `child` writes, as they come (read on a thread of their own).
+pub(crate) fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    lines
 }
 
 /// Waits until the server `child` answers `/healthz` 200 on `port`; panics, naming `what`,

@@ -384,6 +384,7 @@ macro_rules! binary_suite {
             history_size_0_serves_with_history_off,
             metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
             busy_metrics_port_is_named_with_its_flag,
+            refusals_are_logged_as_json_with_ip_code_and_reason,
             browser_client_in_headless_chromium,
         }
     };
