@@ -154,9 +154,10 @@ pub async fn limits_slow_consumer_closes_4009<A: Adapter>() {
         }
     }
 
-    // The server still serves the others, over WebSocket and HTTP.
+    // The server still serves the others, over WebSocket and HTTP, and counted the close.
     fast.expect_nothing_pending().await;
-    server.get("/metrics").await.assert_status(200, "/metrics");
+    let scrape = server.scrape().await;
+    assert_eq!(scrape.value("switchboard_closes", &["4009"]), Some(1.0));
     let (mut fresh, _) = Client::authed(&server, "fresh").await;
     fresh.expect_nothing_pending().await;
     eprintln!("slow consumer closed after {sent_bytes} bytes pushed");

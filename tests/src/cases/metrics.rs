@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 
 use crate::http::{exchange_then_closed, post_request, upgrade_request};
 use crate::metrics::Scrape;
-use crate::util::{eventually, WAIT};
-use crate::ws::Client;
+use crate::util::{eventually, token, WAIT};
+use crate::ws::{Client, RawWs};
 use crate::{Adapter, Settings, TestServer};
 
 /// Waits until `/metrics` shows `family{labels}` at `expected` (the count of an answer may
@@ -105,7 +105,8 @@ pub async fn metrics_count_every_handshake_result_by_status<A: Adapter>() {
 }
 
 /// Closes the server decides are counted under their close code: 4001 (replaced), 4029 (rate
-/// limit), 1009 (too big); the frames refused with them count as dropped.
+/// limit), 1009 (too big), 1007 (not UTF-8), 1008 (disconnected by the API), 4008 (no auth
+/// in time); the frames refused with them count as dropped. (4009: limits_slow_consumer.)
 pub async fn metrics_count_closes_by_code_and_dropped_frames_by_reason<A: Adapter>() {
     let mut settings = Settings::default();
     settings.core.max_messages_per_sec = 1;
@@ -129,14 +130,37 @@ pub async fn metrics_count_closes_by_code_and_dropped_frames_by_reason<A: Adapte
     big.send_text(&"x".repeat(2048)).await;
     big.expect_close(1009).await;
 
+    let query = format!("token={}", token(&server.jwt_secret, "utf"));
+    let mut raw = RawWs::connect(server.addr, &format!("/ws?{query}"), &[], None).await;
+    raw.recv_json().await;
+    raw.send_frame(true, 1, b"\xff\xfe").await;
+    raw.expect_close(1007).await;
+
+    let (mut kicked, _) = Client::authed(&server, "kicked").await;
+    server
+        .api_post("/api/disconnect", &json!({"userId": "kicked"}))
+        .await
+        .assert_status(200, "disconnect");
+    kicked.expect_close(1008).await;
+
+    // Never authenticates: closed 4008 after `auth_timeout` (1 s in the test settings).
+    let mut silent = Client::anon(&server, "silent").await;
+    silent.expect_close(4008).await;
+
     until_counted(&server, "switchboard_closes", &["4001"], 1.0).await;
     until_counted(&server, "switchboard_closes", &["4029"], 1.0).await;
-    until_counted(&server, "switchboard_closes", &["1009"], 1.0).await;
+    for code in ["1009", "1007", "1008", "4008"] {
+        until_counted(&server, "switchboard_closes", &[code], 1.0).await;
+    }
     let scrape = server.scrape().await;
     assert_eq!(
         scrape.value("switchboard_dropped", &["rate_limited"]),
         Some(1.0)
     );
     assert_eq!(scrape.value("switchboard_dropped", &["too_big"]), Some(1.0));
+    assert_eq!(
+        scrape.value("switchboard_dropped", &["invalid_utf8"]),
+        Some(1.0)
+    );
     assert_eq!(scrape.value("switchboard_closes", &["4009"]), Some(0.0));
 }
