@@ -28,11 +28,14 @@ mod front;
 mod handle;
 mod outbound;
 mod server;
+mod stream;
 mod sync;
 
 pub use handle::Handle;
 pub use server::Server;
+pub use switchboard_adapter_kit::tls::{Tls, TlsError};
 pub use switchboard_adapter_kit::{Clock, ClockHand};
+pub use switchboard_core::http::TlsFiles;
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 pub use switchboard_core::{Commands, Stopped};
@@ -56,4 +59,6 @@ pub(crate) struct Context {
     pub(crate) allowed_origins: OriginPolicy,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) websocket: WebSocketConfig,
+    /// TLS in front of every socket; `None`: plain.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }

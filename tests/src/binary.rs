@@ -16,10 +16,16 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod history;
+mod tls;
 
 pub use history::{
     a_restarted_server_draws_new_epochs_so_an_old_position_is_not_recovered,
     bad_history_flags_fail_with_a_message_naming_the_flag, history_size_0_serves_with_history_off,
+};
+pub use tls::{
+    tls_file_errors_stop_the_start_naming_the_flag_and_the_file,
+    tls_serves_wss_and_https_on_one_port_and_closes_plain_clients,
+    tls_sighup_reloads_the_certificate_for_new_connections_only,
 };
 
 /// Runs the binary to completion with a clean `SWITCHBOARD_*` environment.

@@ -9,12 +9,15 @@
 //! - [`handshakes`]: how an upgrade request ended, counted by the core and logged.
 //! - [`metrics`]: `/metrics`, the core's counts and the adapter's gauges rendered for
 //!   Prometheus, with the standard `process_*` figures.
+//! - [`tls`]: the certificate and key from their PEM files, the rustls settings, and the
+//!   reload that swaps the certificate (SIGHUP).
 
 #![warn(missing_docs)]
 
 mod clock;
 pub mod handshakes;
 pub mod metrics;
+pub mod tls;
 
 pub use clock::{Clock, ClockHand};
 

@@ -28,4 +28,4 @@ pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
 pub use request::{route, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES};
 pub use response::HttpResponse;
-pub use server_config::{ClusterSettings, ServerConfig};
+pub use server_config::{ClusterSettings, ServerConfig, TlsFiles};
