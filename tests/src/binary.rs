@@ -23,6 +23,7 @@ pub use history::{
     bad_history_flags_fail_with_a_message_naming_the_flag, history_size_0_serves_with_history_off,
 };
 pub use tls::{
+    tls_carries_large_frames_both_ways_and_the_drain_close_arrives,
     tls_file_errors_stop_the_start_naming_the_flag_and_the_file,
     tls_serves_wss_and_https_on_one_port_and_closes_plain_clients,
     tls_sighup_reloads_the_certificate_for_new_connections_only,

@@ -396,6 +396,7 @@ macro_rules! binary_tls_suite {
             tls_serves_wss_and_https_on_one_port_and_closes_plain_clients,
             tls_file_errors_stop_the_start_naming_the_flag_and_the_file,
             tls_sighup_reloads_the_certificate_for_new_connections_only,
+            tls_carries_large_frames_both_ways_and_the_drain_close_arrives,
         }
     };
 }

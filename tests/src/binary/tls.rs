@@ -204,7 +204,8 @@ fn signal(child: &Child, signal: libc::c_int) {
 /// With `--tls-cert` and `--tls-key` (here from `SWITCHBOARD_TLS_CERT` and
 /// `SWITCHBOARD_TLS_KEY`), the one port serves `https://` (`/healthz`, `/metrics`) and
 /// `wss://` (auth_success at `/ws`); a plain-HTTP client gets no HTTP answer, its socket is
-/// closed, and the next TLS client is served.
+/// closed, a client that starts no handshake is dropped by the handshake timeout, and the next
+/// TLS client is served.
 pub fn tls_serves_wss_and_https_on_one_port_and_closes_plain_clients(binary: &str) {
     let pki = Pki::new("serve");
     let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
@@ -220,6 +221,7 @@ pub fn tls_serves_wss_and_https_on_one_port_and_closes_plain_clients(binary: &st
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
+        .args(["--handshake-timeout", "1s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -257,6 +259,21 @@ pub fn tls_serves_wss_and_https_on_one_port_and_closes_plain_clients(binary: &st
             !answer.starts_with(b"HTTP/"),
             "no HTTP answer to a plain client: {:?}",
             String::from_utf8_lossy(&answer)
+        );
+
+        // A client that never says hello is dropped at the handshake timeout, unanswered.
+        let mut silent = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(3), silent.read_to_end(&mut answer));
+        assert!(
+            read.await.is_ok(),
+            "a silent client is dropped within the timeout"
+        );
+        assert!(
+            answer.is_empty(),
+            "nothing sent to a silent client: {answer:?}"
         );
 
         // And the server goes on serving TLS, the open connection included.
@@ -440,5 +457,90 @@ pub fn tls_sighup_reloads_the_certificate_for_new_connections_only(binary: &str)
             .lines()
             .any(|l| l.contains("--tls-key") && l.contains("not reloaded")),
         "the failed reload is logged with the flag: {stderr}"
+    );
+}
+
+/// Large frames both ways over TLS (each more than rustls' and the socket's buffers take at
+/// once: partial writes, records owed across write passes), then SIGTERM: the close 1001
+/// reaches the client through TLS before the connection ends, and the process exits 0.
+pub fn tls_carries_large_frames_both_ways_and_the_drain_close_arrives(binary: &str) {
+    const MESSAGES: usize = 20;
+    const SIZE: usize = 200_000;
+    let pki = Pki::new("large");
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    pki.issue(&cert, &key);
+    let token = token(binary);
+    let port = free_port();
+    let mut child = command(binary)
+        .args([
+            "--jwt-secret",
+            SECRET,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--tls-cert", &cert.display().to_string()])
+        .args(["--tls-key", &key.display().to_string()])
+        .args(["--max-outbound-bytes", "16777216", "--drain-timeout", "2s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server starts");
+    let connector = pki.connector();
+    runtime().block_on(async {
+        wait_until_serving_tls(port, &mut child, &connector).await;
+        let (mut reader, _) = wss_connect(&connector, port, &token).await;
+        reader
+            .send(Message::text(
+                r#"{"type":"subscribe","topic":"big.*","id":"s"}"#,
+            ))
+            .await
+            .expect("subscribe");
+        let subscribed = next_text(&mut reader).await;
+        assert!(subscribed.contains("\"subscribed\""), "{subscribed}");
+        let (mut writer, _) = wss_connect(&connector, port, &token).await;
+        let data = "x".repeat(SIZE);
+        for i in 0..MESSAGES {
+            let message =
+                format!(r#"{{"type":"message","topic":"big.{i}","data":"{data}","id":"{i}"}}"#);
+            writer
+                .send(Message::text(message))
+                .await
+                .expect("a large frame");
+        }
+        for i in 0..MESSAGES {
+            let text = next_text(&mut reader).await;
+            assert!(
+                text.contains(&format!("\"topic\":\"big.{i}\"")) && text.len() > SIZE,
+                "message {i} whole and in order ({} bytes)",
+                text.len()
+            );
+        }
+        signal(&child, libc::SIGTERM);
+        let close = loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), reader.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("the close frame before the end")
+                .expect("a frame");
+            match frame {
+                Message::Close(close) => break close,
+                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(
+            close.map(|c| u16::from(c.code)),
+            Some(1001),
+            "close 1001 over TLS"
+        );
+    });
+    let status = super::wait_exit(&mut child, Duration::from_secs(5));
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after the drain"
     );
 }
