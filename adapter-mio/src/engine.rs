@@ -12,14 +12,16 @@ use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use switchboard_core::http::{HttpResponse, Listener, OriginPolicy, TrustedProxies};
 use switchboard_core::{Commands, Now, ServerConfig, Switchboard};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::handle::Handle;
 use crate::queue::CommandQueue;
 use crate::socket::{Phase, Socket};
 use crate::sockets::{Sockets, FIRST_SOCKET};
+use crate::stream::Stream;
 use crate::sync::Arc;
+use switchboard_adapter_kit::tls::Tls;
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock, ListenError};
 use switchboard_core::cluster::BusEvent;
 use switchboard_redis::Bridge;
@@ -55,6 +57,8 @@ pub(crate) struct Settings {
     pub(crate) websocket: WebSocketConfig,
     /// What `--listen` serves (`/metrics` or not).
     pub(crate) main_listener: Listener,
+    /// TLS on every accepted socket; `None`: plain.
+    pub(crate) tls: Option<Tls>,
 }
 
 /// The server as a set of mio sources for the application's own event loop.
@@ -121,6 +125,11 @@ impl Embedded {
         first_token: Token,
         clock: Clock,
     ) -> io::Result<Embedded> {
+        // The files first: a bad one stops the start before the port is taken.
+        let tls = match &config.tls {
+            Some(files) => Some(Tls::load(files).map_err(io::Error::other)?),
+            None => None,
+        };
         let first = first_token.0;
         let token = |offset: usize| {
             first
@@ -173,6 +182,7 @@ impl Embedded {
                 trusted_proxies: config.trusted_proxies,
                 websocket,
                 main_listener,
+                tls,
             },
             accept_paused_until: None,
         })
@@ -186,6 +196,12 @@ impl Embedded {
     /// The address `/metrics` has of its own (`metrics_listen`), if any.
     pub fn metrics_addr(&self) -> Option<io::Result<SocketAddr>> {
         self.metrics_listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// The server's TLS certificate (`None`: plain): [`Tls::reload`] reads the files again, for
+    /// the handshakes that follow (from any thread).
+    pub fn tls(&self) -> Option<Tls> {
+        self.settings.tls.clone()
     }
 
     /// A handle for the application: send, publish, query, shut down.
@@ -297,8 +313,20 @@ impl Embedded {
             };
             let Some(listener) = listener else { return };
             match listener.accept() {
-                Ok((mut stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    // The metrics listener stays plain: a scraper on a private network.
+                    let config = match which {
+                        Listener::Metrics => None,
+                        _ => self.settings.tls.as_ref().map(Tls::server_config),
+                    };
+                    let mut stream = match Stream::new(tcp, config.as_ref()) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            warn!(error = %e, "cannot start a TLS session");
+                            continue;
+                        }
+                    };
                     let key = self.sockets.slab.vacant_key();
                     let token = self.sockets.token(key);
                     if let Err(e) =
@@ -362,18 +390,32 @@ impl Embedded {
             Some(_) => self.read_http(key),
             None => {}
         }
+        // A TLS handshake's answer (or an alert) the read could not send: the write pass's.
+        if self
+            .sockets
+            .slab
+            .get(key)
+            .is_some_and(|s| s.stream.wants_write())
+        {
+            self.sockets.mark_dirty(key);
+        }
     }
 
     fn expire(&mut self, key: usize) {
-        match self.sockets.slab.get(key).map(|s| &s.phase) {
-            Some(Phase::Head(_)) => {
+        match self.sockets.slab.get(key).map(|s| (&s.phase, &s.stream)) {
+            // The TLS handshake took the whole handshake timeout: no HTTP answer can reach it.
+            Some((Phase::Head(_), stream)) if stream.tls_handshaking() => {
+                debug!("TLS handshake timed out");
+                self.remove(key)
+            }
+            Some((Phase::Head(_), _)) => {
                 self.refuse_handshake(key, HttpResponse::head_timeout());
             }
-            Some(Phase::Body(_)) => {
+            Some((Phase::Body(_), _)) => {
                 self.answer(key, HttpResponse::body_timeout());
             }
             // An answer that could not be delivered, or a close handshake past its grace.
-            Some(Phase::Answer(_) | Phase::Ws(_)) => self.remove(key),
+            Some((Phase::Answer(_) | Phase::Ws(_), _)) => self.remove(key),
             None => {}
         }
     }

@@ -68,7 +68,7 @@ impl Embedded {
                         Ok(Transfer::Blocked) => return,
                         Ok(Transfer::Eof) | Err(_) => {
                             answer.eof = true;
-                            if answer.shut {
+                            if answer.shut && !socket.stream.wants_write() {
                                 self.remove(key);
                             }
                             return;

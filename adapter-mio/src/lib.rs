@@ -66,13 +66,16 @@ mod queue;
 mod server;
 mod socket;
 mod sockets;
+mod stream;
 mod sync;
 mod ws_io;
 
 pub use engine::Embedded;
 pub use handle::Handle;
 pub use server::Server;
+pub use switchboard_adapter_kit::tls::{Tls, TlsError};
 pub use switchboard_adapter_kit::{Clock, ClockHand};
+pub use switchboard_core::http::TlsFiles;
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 pub use switchboard_core::{Commands, Stopped};

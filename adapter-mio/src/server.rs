@@ -25,8 +25,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket; the server accepts connections once this returns (they wait
-    /// in the backlog until [`run`](Self::run) is called).
+    /// Binds the listening socket (with `config.tls`, after reading the certificate and key:
+    /// an unusable file fails the bind with a [`TlsError`](crate::TlsError) inside the
+    /// `io::Error`); the server accepts connections once this returns (they wait in the
+    /// backlog until [`run`](Self::run) is called).
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         Self::bind_with_clock(config, Clock::system())
     }
@@ -54,6 +56,12 @@ impl Server {
     /// The address `/metrics` has of its own (`metrics_listen`), if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The server's TLS certificate (`None`: plain): [`Tls::reload`](crate::Tls::reload)
+    /// reads the files again, for the handshakes that follow (from any thread).
+    pub fn tls(&self) -> Option<crate::Tls> {
+        self.engine.tls()
     }
 
     /// A handle for the application: send, publish, query, shut down.

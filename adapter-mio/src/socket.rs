@@ -4,7 +4,6 @@
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::TcpStream;
 use mio::Interest;
 use switchboard_adapter_kit::text_message;
 use switchboard_core::http::Listener;
@@ -16,10 +15,12 @@ use tungstenite::{Error as WsError, Message};
 
 use crate::front::{self, Transfer};
 use crate::outbound::{Outbound, Outgoing};
+use crate::stream::Stream;
 
 /// One accepted socket.
 pub(crate) struct Socket {
-    pub(crate) stream: TcpStream,
+    /// Plain or TLS.
+    pub(crate) stream: Stream,
     pub(crate) peer: SocketAddr,
     pub(crate) phase: Phase,
     /// The listener it was accepted on, which decides the paths it is served.
@@ -129,7 +130,7 @@ pub(crate) struct WsWrite {
 
 /// Writes the 101 answer, then as many queued frames as the socket takes, then flushes once;
 /// once the queue is empty after the core's close, queues the close frame.
-pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, Broken> {
+pub(crate) fn write_ws(stream: &mut Stream, ws: &mut Ws) -> Result<WsWrite, Broken> {
     let mut pass = WsWrite {
         blocked: true,
         closing: false,
@@ -200,11 +201,7 @@ pub(crate) fn write_ws(stream: &mut TcpStream, ws: &mut Ws) -> Result<WsWrite, B
 }
 
 /// Flushes the codec; whether everything is out. Records a finished close handshake.
-pub(crate) fn flush(
-    stream: &mut TcpStream,
-    ws: &mut Ws,
-    pass: &mut WsWrite,
-) -> Result<bool, Broken> {
+pub(crate) fn flush(stream: &mut Stream, ws: &mut Ws, pass: &mut WsWrite) -> Result<bool, Broken> {
     match ws.ctx.flush(stream) {
         Ok(()) => {
             ws.blocked = false;

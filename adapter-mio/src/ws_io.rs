@@ -2,7 +2,6 @@
 //! the close handshake.
 
 use std::io;
-use std::net::Shutdown;
 
 use switchboard_core::{Frame, Now, Violation, CLOSE_GRACE};
 use tracing::{debug, info};
@@ -138,8 +137,8 @@ impl Embedded {
                     Ok(_) => {
                         answer.shut = true;
                         answer.out = Vec::new();
-                        let _ = socket.stream.shutdown(Shutdown::Write);
-                        if answer.eof {
+                        socket.stream.shutdown_write();
+                        if answer.eof && !socket.stream.wants_write() {
                             return self.remove(key);
                         }
                         self.sockets
@@ -164,7 +163,7 @@ impl Embedded {
                 }) => {
                     if lingering {
                         // Our close frame is out: say so with a FIN, then read what is left.
-                        let _ = socket.stream.shutdown(Shutdown::Write);
+                        socket.stream.shutdown_write();
                         self.sockets.again.push(key);
                     }
                     if preamble_done {
@@ -180,6 +179,14 @@ impl Embedded {
                 }
             },
             Phase::Head(_) | Phase::Body(_) => false,
+        };
+        // TLS records still owed (a handshake's, or frames rustls took): writability too.
+        let Some(socket) = self.sockets.slab.get_mut(key) else {
+            return;
+        };
+        let want_write = match socket.stream.send_pending() {
+            Ok(pending) => want_write || pending,
+            Err(_) => return self.remove(key),
         };
         if !self.sockets.set_interest(key, want_write) {
             self.remove(key);

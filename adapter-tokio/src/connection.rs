@@ -7,7 +7,6 @@ use futures_util::{SinkExt, StreamExt};
 use switchboard_adapter_kit::text_message;
 use switchboard_core::{ConnId, Violation, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -18,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use crate::cap::ConnectionCap;
 use crate::driver::{ConnEvent, Inbound};
 use crate::outbound::{End, Outbound, Outgoing};
+use crate::stream::Stream;
 use crate::sync::Arc;
 
 /// Bytes handed to the socket per flush: writes are batched per wake-up, and a slow consumer's
@@ -53,7 +53,7 @@ impl Mailbox {
     }
 }
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Stream>;
 
 /// Serves one upgraded connection until it ends; then tells the driver.
 pub(crate) async fn serve(

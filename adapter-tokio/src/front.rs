@@ -15,11 +15,13 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
+use tracing::debug;
 
 use switchboard_adapter_kit::handshakes;
 
 use crate::connection;
 use crate::driver::{ConnEvent, Control};
+use crate::stream::Stream;
 use crate::sync::Arc;
 use crate::Context;
 
@@ -46,25 +48,31 @@ enum Next {
 
 /// Serves one accepted socket from its first byte to its last.
 pub(crate) async fn serve_socket(
-    mut stream: TcpStream,
+    socket: TcpStream,
     peer: SocketAddr,
     listener: Listener,
     ctx: Arc<Context>,
 ) {
     let accepted = Instant::now();
+    // The TLS handshake and the request head share the handshake timeout.
+    let deadline = accepted + ctx.handshake_timeout;
+    // The metrics listener stays plain: a scraper on a private network.
+    let tls = ctx.tls.as_ref().filter(|_| listener != Listener::Metrics);
+    let Some(mut stream) = accept_tls(socket, peer, deadline, tls).await else {
+        return;
+    };
     let mut buf = Vec::new();
-    let head_len =
-        match tokio::time::timeout(ctx.handshake_timeout, read_head(&mut stream, &mut buf)).await {
-            Ok(Ok(len)) => len,
-            Ok(Err(Some(refusal))) => {
-                return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await
-            }
-            Ok(Err(None)) => return,
-            Err(_) => {
-                let refusal = HttpResponse::head_timeout();
-                return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await;
-            }
-        };
+    let head_len = match tokio::time::timeout_at(deadline, read_head(&mut stream, &mut buf)).await {
+        Ok(Ok(len)) => len,
+        Ok(Err(Some(refusal))) => {
+            return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await
+        }
+        Ok(Err(None)) => return,
+        Err(_) => {
+            let refusal = HttpResponse::head_timeout();
+            return refuse(&mut stream, peer.ip(), accepted, refusal, &ctx).await;
+        }
+    };
     let next = with_head(&buf[..head_len], |head| decide(listener, head, peer, &ctx))
         .unwrap_or_else(|| Next::RefuseUpgrade(HttpResponse::malformed_request()));
     match next {
@@ -109,6 +117,30 @@ pub(crate) async fn serve_socket(
     }
 }
 
+/// The socket as the stream the front door reads: plain, or TLS once its handshake completed
+/// by `deadline`. A failed TLS handshake (e.g. a plain-HTTP client) closes the socket.
+async fn accept_tls(
+    socket: TcpStream,
+    peer: SocketAddr,
+    deadline: Instant,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> Option<Stream> {
+    let Some(acceptor) = tls else {
+        return Some(Stream::Plain(socket));
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+        Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => {
+            debug!(ip = %peer.ip(), error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(ip = %peer.ip(), "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// The core's routing of a request head, and what the adapter needs of it afterwards.
 fn decide(listener: Listener, head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
     match route_on(listener, head, &ctx.allowed_origins) {
@@ -135,7 +167,7 @@ fn decide(listener: Listener, head: &RequestHead<'_>, peer: SocketAddr, ctx: &Co
 }
 
 async fn upgrade(
-    mut stream: TcpStream,
+    mut stream: Stream,
     ip: IpAddr,
     accepted: Instant,
     handshake: Handshake,
@@ -193,7 +225,7 @@ async fn upgrade(
 
 /// Answers a refused upgrade request, counted by the core and logged with its reason.
 async fn refuse(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     ip: IpAddr,
     accepted: Instant,
     response: HttpResponse,
@@ -212,10 +244,7 @@ async fn answered(ctx: &Context, status: u16, accepted: Instant) {
 
 /// Reads until the end of the request head; returns its length (bytes after it stay in `buf`),
 /// or the answer refusing it (`None`: the peer went away).
-async fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> Result<usize, Option<HttpResponse>> {
+async fn read_head(stream: &mut Stream, buf: &mut Vec<u8>) -> Result<usize, Option<HttpResponse>> {
     let mut chunk = [0u8; 2048];
     loop {
         let n = stream.read(&mut chunk).await.map_err(|_| None)?;
@@ -233,7 +262,7 @@ async fn read_head(
 
 /// Reads an API request's body of `length` bytes, some of which may have come with the head.
 async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     length: usize,
     already: &[u8],
     within: Duration,
@@ -271,7 +300,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Writes an HTTP answer and closes the connection. A client that does not read cannot hold
 /// the socket: the write is bounded in time.
-async fn respond(stream: &mut TcpStream, response: HttpResponse) {
+async fn respond(stream: &mut Stream, response: HttpResponse) {
     let written =
         tokio::time::timeout(ANSWER_TIMEOUT, stream.write_all(&response.to_bytes())).await;
     if !matches!(written, Ok(Ok(()))) {

@@ -28,11 +28,14 @@ mod front;
 mod handle;
 mod outbound;
 mod server;
+mod stream;
 mod sync;
 
 pub use handle::Handle;
 pub use server::Server;
+pub use switchboard_adapter_kit::tls::{Tls, TlsError};
 pub use switchboard_adapter_kit::{Clock, ClockHand};
+pub use switchboard_core::http::TlsFiles;
 pub use switchboard_core::ConnectionSnapshot;
 pub use switchboard_core::ServerConfig;
 pub use switchboard_core::{Commands, Stopped};
@@ -58,4 +61,6 @@ pub(crate) struct Context {
     pub(crate) websocket: WebSocketConfig,
     /// What `--listen` serves (`/metrics` or not).
     pub(crate) main_listener: Listener,
+    /// TLS in front of every socket; `None`: plain.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }

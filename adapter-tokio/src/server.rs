@@ -14,6 +14,7 @@ use crate::front::serve_socket;
 use crate::handle::Handle;
 use crate::sync::Arc;
 use crate::{Context, ServerConfig};
+use switchboard_adapter_kit::tls::Tls;
 use switchboard_adapter_kit::{random_seed, websocket_config, Clock, ListenError};
 use switchboard_core::http::Listener;
 use switchboard_redis::Bridge;
@@ -26,6 +27,7 @@ pub struct Server {
     listener: TcpListener,
     /// `--metrics-listen`: `/metrics` and `/healthz` on an address of their own.
     metrics_listener: Option<TcpListener>,
+    tls: Option<Tls>,
     driver: Driver,
     context: Arc<Context>,
     handle: Handle,
@@ -40,7 +42,9 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds the listening socket; the server accepts connections once this returns (they wait
+    /// Binds the listening socket (with `config.tls`, after reading the certificate and key:
+    /// an unusable file fails the bind with a [`TlsError`](crate::TlsError) inside the
+    /// `io::Error`); the server accepts connections once this returns (they wait
     /// in the backlog until [`run`](Self::run) is polled).
     pub async fn bind(config: ServerConfig) -> io::Result<Server> {
         Self::bind_with_clock(config, Clock::system()).await
@@ -55,6 +59,11 @@ impl Server {
             TcpSocket::new_v4()?
         } else {
             TcpSocket::new_v6()?
+        };
+        // The files first: a bad one stops the start before the port is taken.
+        let tls = match &config.tls {
+            Some(files) => Some(Tls::load(files).map_err(io::Error::other)?),
+            None => None,
         };
         socket.set_reuseaddr(true)?;
         socket.bind(config.listen)?;
@@ -86,6 +95,9 @@ impl Server {
             trusted_proxies: config.trusted_proxies,
             websocket: websocket_config(config.core.max_message_bytes),
             main_listener,
+            tls: tls
+                .as_ref()
+                .map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config())),
         });
         let driver = Driver {
             sb,
@@ -100,6 +112,7 @@ impl Server {
         Ok(Server {
             listener,
             metrics_listener,
+            tls,
             driver,
             context,
             handle: Handle {
@@ -125,6 +138,12 @@ impl Server {
         )
     }
 
+    /// The server's TLS certificate (`None`: plain): [`Tls::reload`] reads the files again, for
+    /// the handshakes that follow.
+    pub fn tls(&self) -> Option<Tls> {
+        self.tls.clone()
+    }
+
     /// A handle for the application: send, publish, query, shut down.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -135,6 +154,7 @@ impl Server {
         let Server {
             listener,
             metrics_listener,
+            tls: _,
             driver,
             context,
             handle,

@@ -19,6 +19,7 @@ mod browser;
 mod history;
 mod metrics_listen;
 mod refusal_logs;
+mod tls;
 
 pub use browser::browser_client_in_headless_chromium;
 pub use history::{
@@ -30,6 +31,12 @@ pub use metrics_listen::{
     metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
 };
 pub use refusal_logs::refusals_are_logged_as_json_with_ip_code_and_reason;
+pub use tls::{
+    tls_carries_large_frames_both_ways_and_the_drain_close_arrives,
+    tls_file_errors_stop_the_start_naming_the_flag_and_the_file,
+    tls_serves_wss_and_https_on_one_port_and_closes_plain_clients,
+    tls_sighup_reloads_the_certificate_for_new_connections_only,
+};
 
 /// Runs the binary to completion with a clean `SWITCHBOARD_*` environment.
 fn run(binary: &str, args: &[&str]) -> Output {

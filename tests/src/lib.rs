@@ -390,6 +390,21 @@ macro_rules! binary_suite {
     };
 }
 
+/// Instantiates the TLS cases of the command-line contract (`--tls-cert`, `--tls-key`,
+/// SIGHUP) for one server binary, given its path:
+/// `switchboard_tests::binary_tls_suite!(env!("CARGO_BIN_EXE_switchboard"));`
+#[macro_export]
+macro_rules! binary_tls_suite {
+    ($binary:expr) => {
+        $crate::__binary_cases! { $binary;
+            tls_serves_wss_and_https_on_one_port_and_closes_plain_clients,
+            tls_file_errors_stop_the_start_naming_the_flag_and_the_file,
+            tls_sighup_reloads_the_certificate_for_new_connections_only,
+            tls_carries_large_frames_both_ways_and_the_drain_close_arrives,
+        }
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __binary_cases {

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use switchboard_cli::Binary;
-use switchboard_mio::{Handle, Server, ServerConfig};
+use switchboard_mio::{Handle, Server, ServerConfig, Tls};
 use tracing::{error, info, warn};
 
 const BINARY: Binary = Binary {
@@ -21,8 +21,9 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(exit) => return exit,
     };
-    // Before any other thread exists, so that every thread inherits the mask.
-    let signals = match block_shutdown_signals() {
+    // Before any other thread exists, so that every thread inherits the mask. SIGHUP only
+    // with TLS (it reloads the certificate); without, it keeps its default.
+    let signals = match block_signals(config.tls.is_some()) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("switchboard-mio: cannot block SIGTERM/SIGINT: {e}");
@@ -39,33 +40,38 @@ fn serve(config: ServerConfig, signals: libc::sigset_t) -> Result<(), ExitCode> 
     let (addr, max_connections) = (config.listen, config.max_connections);
     let server =
         Server::bind(config).map_err(|e| switchboard_cli::cannot_listen(BINARY, addr, &e))?;
-    info!(addr = %server.local_addr(), max_connections, "switchboard-mio ready: ws://{}/ws", server.local_addr());
+    let scheme = if server.tls().is_some() { "wss" } else { "ws" };
+    info!(addr = %server.local_addr(), max_connections, "switchboard-mio ready: {scheme}://{}/ws", server.local_addr());
     let handle = server.handle();
+    let tls = server.tls();
     let failed = |e: std::io::Error| {
         error!(error = %e, "server failed");
         ExitCode::FAILURE
     };
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || wait_for_signals(signals, handle))
+        .spawn(move || wait_for_signals(signals, handle, tls))
         .map_err(failed)?;
     server.run().map_err(failed)
 }
 
-/// Blocks SIGTERM and SIGINT in this thread (and so in every thread spawned after), returning
-/// the set for `sigwait`.
+/// Blocks SIGTERM and SIGINT (and SIGHUP if `hangup`) in this thread (and so in every thread
+/// spawned after), returning the set for `sigwait`.
 ///
 /// Why `sigwait` on a dedicated thread rather than a handler: a handler runs in signal context,
 /// where only async-signal-safe calls are allowed, so it could at most set a flag and poke a
 /// self-pipe; a thread that waits for the blocked signals synchronously runs ordinary code and
 /// simply calls `Handle::shutdown`, with no extra crate and no unsafe code in signal context.
-fn block_shutdown_signals() -> std::io::Result<libc::sigset_t> {
+fn block_signals(hangup: bool) -> std::io::Result<libc::sigset_t> {
     // SAFETY: the set is initialised by sigemptyset before use; the calls only read and write it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        if hangup {
+            libc::sigaddset(&mut set, libc::SIGHUP);
+        }
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
@@ -74,8 +80,10 @@ fn block_shutdown_signals() -> std::io::Result<libc::sigset_t> {
     }
 }
 
-/// Starts the drain on every SIGTERM/SIGINT (repeats are harmless: shutdown is idempotent).
-fn wait_for_signals(signals: libc::sigset_t, handle: Handle) {
+/// Starts the drain on every SIGTERM/SIGINT (repeats are harmless: shutdown is idempotent);
+/// reads the TLS certificate and key again on every SIGHUP (a failed reload keeps the
+/// certificate in use).
+fn wait_for_signals(signals: libc::sigset_t, handle: Handle, tls: Option<Tls>) {
     loop {
         let mut signal: libc::c_int = 0;
         // SAFETY: `signals` is a valid, initialised set; `signal` is a valid out-pointer.
@@ -83,6 +91,16 @@ fn wait_for_signals(signals: libc::sigset_t, handle: Handle) {
         if rc != 0 {
             warn!(error = %std::io::Error::from_raw_os_error(rc), "sigwait failed");
             return;
+        }
+        if signal == libc::SIGHUP {
+            match tls.as_ref().map(Tls::reload) {
+                Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
+                Some(Err(e)) => {
+                    error!(error = %e, "SIGHUP: TLS certificate not reloaded, the old one stays")
+                }
+                None => {}
+            }
+            continue;
         }
         info!(signal, "signal received: draining");
         if handle.shutdown().is_err() {

@@ -1,3 +1,4 @@
 //! The `switchboard-mio` binary's command-line contract, as a process.
 
 switchboard_tests::binary_suite!(env!("CARGO_BIN_EXE_switchboard-mio"));
+switchboard_tests::binary_tls_suite!(env!("CARGO_BIN_EXE_switchboard-mio"));

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use switchboard_cli::Binary;
-use switchboard_tokio::{Server, ServerConfig};
+use switchboard_tokio::{Server, ServerConfig, Tls};
 use tracing::{error, info};
 
 const BINARY: Binary = Binary {
@@ -40,7 +40,17 @@ async fn serve(config: ServerConfig) -> Result<(), ExitCode> {
     let server = Server::bind(config)
         .await
         .map_err(|e| switchboard_cli::cannot_listen(BINARY, addr, &e))?;
-    info!(addr = %server.local_addr(), max_connections, "switchboard ready: ws://{}/ws", server.local_addr());
+    let scheme = if server.tls().is_some() { "wss" } else { "ws" };
+    info!(addr = %server.local_addr(), max_connections, "switchboard ready: {scheme}://{}/ws", server.local_addr());
+    if let Some(tls) = server.tls() {
+        // Listening before the server serves: a SIGHUP from then on reloads, never kills.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangup) => {
+                tokio::spawn(reload_on_sighup(hangup, tls));
+            }
+            Err(e) => error!(error = %e, "cannot listen for SIGHUP: no TLS certificate reload"),
+        }
+    }
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -52,6 +62,17 @@ async fn serve(config: ServerConfig) -> Result<(), ExitCode> {
         error!(error = %e, "server failed");
         ExitCode::FAILURE
     })
+}
+
+/// Reads the certificate and key again on every SIGHUP; a reload that fails keeps the
+/// certificate in use. (Without TLS, SIGHUP keeps its default: it ends the process.)
+async fn reload_on_sighup(mut hangup: tokio::signal::unix::Signal, tls: Tls) {
+    while hangup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => info!("SIGHUP: TLS certificate reloaded"),
+            Err(e) => error!(error = %e, "SIGHUP: TLS certificate not reloaded, the old one stays"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

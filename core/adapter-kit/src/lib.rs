@@ -9,6 +9,8 @@
 //! - [`handshakes`]: how an upgrade request ended, counted by the core and logged.
 //! - [`metrics`]: `/metrics`, the core's counts and the adapter's gauges rendered for
 //!   Prometheus, with the standard `process_*` figures.
+//! - [`tls`]: the certificate and key from their PEM files, the rustls settings, and the
+//!   reload that swaps the certificate (SIGHUP).
 
 #![warn(missing_docs)]
 
@@ -16,6 +18,7 @@ mod clock;
 pub mod handshakes;
 mod listen;
 pub mod metrics;
+pub mod tls;
 
 pub use clock::{Clock, ClockHand};
 pub use listen::ListenError;

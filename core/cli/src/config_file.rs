@@ -263,6 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_files_come_from_the_file_and_one_alone_is_refused_naming_the_other() {
+        let path = file(
+            "tls.toml",
+            "jwt_secret = \"s\"\ntls_cert = \"/etc/sb/cert.pem\"\ntls_key = \"/etc/sb/key.pem\"\n",
+        );
+        let c = config(&["--config", path.to_str().unwrap()]).unwrap();
+        let expected = switchboard_core::http::TlsFiles::new("/etc/sb/cert.pem", "/etc/sb/key.pem");
+        assert_eq!(c.tls, Some(expected));
+        assert_eq!(config(&["--jwt-secret", "s"]).unwrap().tls, None);
+        let e = config(&["--jwt-secret", "s", "--tls-cert", "c.pem"]).unwrap_err();
+        assert!(e.starts_with("--tls-cert without --tls-key"), "{e}");
+        let e = config(&["--jwt-secret", "s", "--tls-key", "k.pem"]).unwrap_err();
+        assert!(e.starts_with("--tls-key without --tls-cert"), "{e}");
+    }
+
+    #[test]
     fn a_missing_or_malformed_file_is_refused_naming_it() {
         let e = config(&["--config", "/nonexistent/switchboard.toml"]).unwrap_err();
         assert!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use switchboard_core::auth::PublicKeyVerifier;
 use switchboard_core::cluster::NodeId;
-use switchboard_core::http::{ClusterSettings, OriginPolicy, TrustedProxies};
+use switchboard_core::http::{ClusterSettings, OriginPolicy, TlsFiles, TrustedProxies};
 use switchboard_core::{Config, ServerConfig, SessionPolicy};
 
 use crate::{config_file, Binary};
@@ -262,6 +262,13 @@ pub(crate) struct ServerArgs {
         default_value_t = 67_108_864
     )]
     history_max_bytes: usize,
+    /// TLS: the certificate chain (PEM, the server's certificate first); the port then serves
+    /// wss:// and https:// only. With --tls-key; SIGHUP reads both files again.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the certificate's private key (PEM: PKCS#8, RSA or SEC1). With --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The message for a missing secret, naming both ways to give it.
@@ -377,7 +384,27 @@ impl ServerArgs {
             Some(url) => Some(cluster_settings(url, self.cluster_ttl)?),
             None => None,
         };
+        config.tls = tls_files(self.tls_cert, self.tls_key)?;
         Ok(config)
+    }
+}
+
+/// `--tls-cert` and `--tls-key`: both or neither (an empty value is none).
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsFiles>, String> {
+    let given = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    match (given(cert), given(key)) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles::new(cert, key))),
+        (Some(_), None) => Err(
+            "--tls-cert without --tls-key: TLS needs both; give --tls-key \
+                                FILE (or SWITCHBOARD_TLS_KEY), the certificate's private key"
+                .into(),
+        ),
+        (None, Some(_)) => Err(
+            "--tls-key without --tls-cert: TLS needs both; give --tls-cert \
+                                FILE (or SWITCHBOARD_TLS_CERT), the certificate chain"
+                .into(),
+        ),
     }
 }
 

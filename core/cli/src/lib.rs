@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use switchboard_adapter_kit::ListenError;
 
+use switchboard_adapter_kit::tls::TlsError;
 use switchboard_core::ServerConfig;
 use tracing::warn;
 
@@ -126,6 +127,8 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Says why the server cannot listen on `addr` and what to do, and gives the exit status.
+/// A bind that failed on the TLS files (a [`TlsError`] inside the error) says which flag and
+/// file instead.
 pub fn cannot_listen(binary: Binary, addr: SocketAddr, error: &io::Error) -> ExitCode {
     if let Some(other) = ListenError::of(error) {
         let flag = other.flag;
@@ -138,6 +141,10 @@ pub fn cannot_listen(binary: Binary, addr: SocketAddr, error: &io::Error) -> Exi
             "{}: cannot listen on {} ({flag}): {}; {advice} with {flag} HOST:PORT",
             binary.name, other.addr, other.source
         );
+        return ExitCode::from(2);
+    }
+    if let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<TlsError>()) {
+        eprintln!("{}: {tls}", binary.name);
         return ExitCode::from(2);
     }
     if error.kind() == io::ErrorKind::InvalidInput {

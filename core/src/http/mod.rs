@@ -32,4 +32,4 @@ pub use request::{
     route, route_on, Listener, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
 };
 pub use response::HttpResponse;
-pub use server_config::{ClusterSettings, ServerConfig};
+pub use server_config::{ClusterSettings, ServerConfig, TlsFiles};

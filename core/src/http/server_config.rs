@@ -1,6 +1,7 @@
 //! What a server around the core is configured with, and the core it drives.
 
 use core::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::{Hs256Verifier, PublicKeyVerifier};
@@ -47,6 +48,29 @@ pub struct ServerConfig {
     /// A listener of its own for `/metrics` (and `/healthz`); `None`: `/metrics` is served on
     /// `listen`. When set, `listen` answers `/metrics` with 404.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS on the one port (`wss://` and `https://`); `None`: plain `ws://` and `http://`.
+    /// Only the files' paths: the adapter reads them (and again on a reload).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where a server's TLS certificate and key are: PEM files, read by the adapter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsFiles {
+    /// The certificate chain (PEM `CERTIFICATE` blocks, the server's own first): `--tls-cert`.
+    pub certificate: PathBuf,
+    /// The certificate's private key (PEM, PKCS#8, RSA or SEC1): `--tls-key`.
+    pub private_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The certificate chain at `certificate` and its key at `private_key`.
+    pub fn new(certificate: impl Into<PathBuf>, private_key: impl Into<PathBuf>) -> Self {
+        TlsFiles {
+            certificate: certificate.into(),
+            private_key: private_key.into(),
+        }
+    }
 }
 
 /// How a server joins its cluster.
@@ -87,6 +111,7 @@ impl ServerConfig {
             node_id: None,
             cluster: None,
             metrics_listen: None,
+            tls: None,
         }
     }
 
