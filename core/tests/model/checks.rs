@@ -1,0 +1,233 @@
+//! The invariants checked after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use switchboard_core::{Action, CloseCode, ConnId, Instant, SessionPolicy};
+
+use crate::ops::*;
+use crate::reference::presence_topic;
+use crate::{Harness, Op};
+
+pub(crate) fn payload_type(payload: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(payload).expect("server messages are JSON");
+    v["type"]
+        .as_str()
+        .expect("every server message has a type")
+        .to_owned()
+}
+
+impl Harness {
+    /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
+    /// (a ping, a zombie's eviction, an auth timeout), or a real server would miss it.
+    pub(crate) fn check_deadline(&self) {
+        let owed = self
+            .model
+            .conns
+            .values()
+            .flat_map(|c| {
+                let auth = c.session.is_none().then_some(c.opened_ms + AUTH_TIMEOUT_MS);
+                [
+                    Some(c.next_ping_ms),
+                    Some(c.last_seen_ms + PONG_TIMEOUT_MS),
+                    auth,
+                ]
+            })
+            .flatten()
+            .min();
+        if let Some(owed) = owed {
+            let next = self
+                .sb
+                .poll_timeout()
+                .expect("a deadline while work is owed");
+            assert!(
+                next <= Instant::from_millis(owed),
+                "poll_timeout {next:?} is later than the earliest deadline owed, {owed} ms"
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_actions(
+        &mut self,
+        op: &Op,
+        actions: &[Action],
+        live_before: &BTreeSet<ConnId>,
+        expect_closed: &BTreeMap<ConnId, CloseCode>,
+        expect_evicted: &BTreeSet<ConnId>,
+        expect_messages: Option<BTreeSet<ConnId>>,
+        counts_before: &[usize],
+    ) {
+        let mut closed = BTreeMap::new();
+        let mut evicted = BTreeSet::new();
+        let mut messages: Vec<ConnId> = Vec::new();
+        let mut presence_pushes: Vec<ConnId> = Vec::new();
+        let mut presence_events: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        let mut pings = BTreeSet::new();
+        let opened_now: BTreeSet<ConnId> = self
+            .model
+            .conns
+            .keys()
+            .filter(|id| !live_before.contains(id))
+            .copied()
+            .collect();
+        for action in actions {
+            if let Some(id) = action.conn() {
+                assert!(
+                    !self.dead.contains(&id),
+                    "{op:?}: action {action:?} names {id}, which has left"
+                );
+                assert!(
+                    live_before.contains(&id) || opened_now.contains(&id),
+                    "{op:?}: action {action:?} names {id}, which was never live"
+                );
+            }
+            match action {
+                Action::Close { conn, code, .. } => {
+                    closed.insert(*conn, *code);
+                    self.dead.insert(*conn);
+                }
+                Action::Evict { conn } => {
+                    evicted.insert(*conn);
+                    self.dead.insert(*conn);
+                }
+                Action::Send { conn, payload } => match payload_type(payload).as_str() {
+                    "message" => messages.push(*conn),
+                    "presence" => presence_pushes.push(*conn),
+                    _ => {}
+                },
+                Action::Presence {
+                    user,
+                    online,
+                    connections,
+                } => {
+                    assert_eq!(*online, *connections > 0, "presence event {action:?}");
+                    presence_events
+                        .entry(user.to_string())
+                        .or_default()
+                        .push(*online);
+                }
+                Action::Ping { conn } => {
+                    assert!(pings.insert(*conn), "{op:?}: two pings to {conn}")
+                }
+                Action::Stop => {}
+                other => panic!("{op:?}: an action the model does not know: {other:?}"),
+            }
+        }
+        assert_eq!(pings, self.expect_pings, "{op:?}: who is pinged");
+        if let Op::Closed { conn } = op {
+            // The transport went away: nothing to close, but the id is dead from now on.
+            if let Some(id) = self.pick(*conn) {
+                self.dead.insert(id);
+            }
+        }
+        assert_eq!(&closed, expect_closed, "{op:?}: closes");
+        assert_eq!(&evicted, expect_evicted, "{op:?}: zombie evictions");
+        if let Some(expected) = expect_messages {
+            let got: BTreeSet<ConnId> = messages.iter().copied().collect();
+            assert_eq!(
+                got.len(),
+                messages.len(),
+                "{op:?}: a connection got one publish twice"
+            );
+            assert_eq!(got, expected, "{op:?}: publish recipients");
+        } else {
+            assert!(messages.is_empty(), "{op:?}: unexpected message deliveries");
+        }
+        // Presence: online exactly on 0 -> n, offline exactly on n -> 0.
+        for (u, user) in USERS.iter().enumerate() {
+            let (before, after) = (counts_before[u], self.model.count(user));
+            let expected: Vec<bool> = match (before, after) {
+                (0, a) if a > 0 => vec![true],
+                (b, 0) if b > 0 => vec![false],
+                _ => vec![],
+            };
+            let got = presence_events.remove(*user).unwrap_or_default();
+            assert_eq!(
+                got, expected,
+                "{op:?}: presence events of {user} ({before} -> {after})"
+            );
+            // Every surviving subscriber of the user's presence topic heard of a count change.
+            if before != after && !matches!(op, Op::Subscribe { .. }) {
+                let topic = presence_topic(user);
+                for id in self.model.subscribers(&topic) {
+                    assert!(
+                        presence_pushes.contains(&id),
+                        "{op:?}: {id} missed presence of {user}"
+                    );
+                }
+            }
+        }
+        assert!(
+            presence_events.is_empty(),
+            "{op:?}: presence events of unknown users"
+        );
+    }
+
+    pub(crate) fn check_indexes(&self) {
+        let stats = self.sb.stats();
+        assert_eq!(
+            stats.connections,
+            self.model.conns.len(),
+            "connection count"
+        );
+        let authed = self
+            .model
+            .conns
+            .values()
+            .filter(|c| c.session.is_some())
+            .count();
+        assert_eq!(stats.authenticated, authed, "authenticated count");
+        let subs: usize = self.model.conns.values().map(|c| c.subs.len()).sum();
+        assert_eq!(stats.subscriptions, subs, "subscription count");
+        let patterns: BTreeSet<&String> = self.model.conns.values().flat_map(|c| &c.subs).collect();
+        assert_eq!(stats.topics, patterns.len(), "distinct pattern count");
+        for (id, c) in &self.model.conns {
+            let info = self.sb.connection(*id).expect("a live connection is known");
+            assert_eq!(
+                info.user(),
+                c.session.as_ref().map(|s| s.0.as_str()),
+                "user of {id}"
+            );
+            assert_eq!(
+                info.device(),
+                c.session.as_ref().and_then(|s| s.1.as_deref()),
+                "device of {id}"
+            );
+            let got: BTreeSet<&str> = info.subscriptions().collect();
+            let want: BTreeSet<&str> = c.subs.iter().map(String::as_str).collect();
+            assert_eq!(got, want, "subscriptions of {id}");
+        }
+        for id in &self.dead {
+            assert!(
+                self.sb.connection(*id).is_none(),
+                "{id} has left but is still known"
+            );
+        }
+        let mut online = 0;
+        for user in USERS {
+            let want = self.model.user_conns(user);
+            assert_eq!(
+                self.sb.user_connections(user),
+                &want[..],
+                "connections of {user}, oldest first"
+            );
+            assert_eq!(self.sb.is_online(user), !want.is_empty());
+            online += usize::from(!want.is_empty());
+            // The session policy holds at every instant.
+            match self.model.policy {
+                SessionPolicy::Single => {
+                    assert!(want.len() <= 1, "single: {user} has {}", want.len())
+                }
+                SessionPolicy::Multi { max_per_user } => assert!(want.len() <= max_per_user),
+                SessionPolicy::PerDevice => {
+                    for device in DEVICES {
+                        let n = self.sb.device_connections(user, device).count();
+                        assert!(n <= 1, "per-device: {user} has {n} connections on {device}");
+                    }
+                }
+            }
+        }
+        assert_eq!(stats.users, online, "online users");
+        assert_eq!(self.sb.online_users().count(), online);
+    }
+}

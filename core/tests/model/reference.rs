@@ -1,0 +1,117 @@
+//! The reference model: a `BTreeMap` of connections, the current time and a naive matcher.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use switchboard_core::{ConnId, SessionPolicy};
+
+/// One connection as the model sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct ModelConn {
+    pub(crate) ip: u8,
+    pub(crate) handshake_device: Option<String>,
+    pub(crate) opened_ms: u64,
+    pub(crate) last_seen_ms: u64,
+    /// When the core owes it its next WebSocket ping.
+    pub(crate) next_ping_ms: u64,
+    /// (user, device, auth order) once authenticated.
+    pub(crate) session: Option<(String, Option<String>, u64)>,
+    pub(crate) subs: BTreeSet<String>,
+}
+
+pub(crate) struct Model {
+    pub(crate) policy: SessionPolicy,
+    pub(crate) now_ms: u64,
+    pub(crate) conns: BTreeMap<ConnId, ModelConn>,
+    pub(crate) auth_seq: u64,
+}
+
+impl Model {
+    pub(crate) fn user_conns(&self, user: &str) -> Vec<ConnId> {
+        let mut v: Vec<(u64, ConnId)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match &c.session {
+                Some((u, _, seq)) if u == user => Some((*seq, *id)),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    pub(crate) fn count(&self, user: &str) -> usize {
+        self.user_conns(user).len()
+    }
+
+    /// Who the policy replaces when `user` authenticates on `device`.
+    pub(crate) fn replaced(&self, user: &str, device: Option<&str>) -> Vec<ConnId> {
+        let existing = self.user_conns(user);
+        match self.policy {
+            SessionPolicy::Single => existing,
+            SessionPolicy::PerDevice => existing
+                .into_iter()
+                .filter(|id| {
+                    device.is_some()
+                        && self.conns[id].session.as_ref().unwrap().1.as_deref() == device
+                })
+                .collect(),
+            SessionPolicy::Multi { max_per_user } => {
+                let excess = (existing.len() + 1).saturating_sub(max_per_user);
+                existing.into_iter().take(excess).collect()
+            }
+        }
+    }
+
+    pub(crate) fn authenticate(
+        &mut self,
+        id: ConnId,
+        user: &str,
+        device: Option<String>,
+    ) -> Vec<ConnId> {
+        let replaced = self.replaced(user, device.as_deref());
+        for r in &replaced {
+            self.conns.remove(r);
+        }
+        self.auth_seq += 1;
+        self.conns.get_mut(&id).unwrap().session = Some((user.to_owned(), device, self.auth_seq));
+        replaced
+    }
+
+    pub(crate) fn touch(&mut self, id: ConnId) {
+        let now = self.now_ms;
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.last_seen_ms = now;
+        }
+    }
+
+    pub(crate) fn subscribers(&self, topic: &str) -> BTreeSet<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.subs.iter().any(|p| naive_match(p, topic)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// The reference matcher: written independently of the trie and of `Pattern::matches`.
+pub(crate) fn naive_match(pattern: &str, topic: &str) -> bool {
+    let p: Vec<&str> = pattern.split('.').collect();
+    let t: Vec<&str> = topic.split('.').collect();
+    if p.last() == Some(&"**") {
+        let prefix = &p[..p.len() - 1];
+        return t.len() > prefix.len() && prefix.iter().zip(&t).all(|(a, b)| *a == "*" || a == b);
+    }
+    p.len() == t.len() && p.iter().zip(&t).all(|(a, b)| *a == "*" || a == b)
+}
+
+pub(crate) fn presence_topic(user: &str) -> String {
+    let mut s = String::from("presence.");
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"_:@+=~-".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
