@@ -24,19 +24,6 @@ mod reference;
 use ops::*;
 use reference::{Model, ModelConn};
 
-fn token(user: &str, device: Option<usize>) -> String {
-    sign_hs256(
-        SECRET,
-        &Claims {
-            sub: user.to_owned(),
-            exp: WALL0 / 1000 + 1_000_000,
-            device: device.map(|d| DEVICES[d].to_owned()),
-            topics: None,
-            info: None,
-        },
-    )
-}
-
 struct Harness {
     pub(crate) sb: Switchboard,
     pub(crate) model: Model,
@@ -53,6 +40,26 @@ impl Harness {
             Instant::from_millis(self.model.now_ms),
             WALL0 + self.model.now_ms,
         )
+    }
+
+    /// Mints `tok` now: the token, and when it expires on the steps' clock (`exp` +
+    /// `jwt_leeway`, in ms), or `None` if it has expired already.
+    fn mint(&self, tok: &Tok) -> (String, Option<u64>) {
+        let wall_ms = WALL0 + self.model.now_ms;
+        let exp = match tok.exp {
+            Exp::Far => WALL0 / 1000 + 1_000_000,
+            Exp::In(s) => (wall_ms / 1000).saturating_add_signed(s),
+        };
+        let claims = Claims {
+            sub: USERS[tok.user].to_owned(),
+            exp,
+            device: tok.device.map(|d| DEVICES[d].to_owned()),
+            topics: None,
+            info: None,
+        };
+        let expires_wall_ms = exp * 1000 + self.model.leeway_ms;
+        let expires = (expires_wall_ms > wall_ms).then(|| expires_wall_ms - WALL0);
+        (sign_hs256(SECRET, &claims), expires)
     }
 
     fn pick(&self, i: usize) -> Option<ConnId> {
@@ -74,11 +81,13 @@ impl Harness {
         match *op {
             Op::Open {
                 ip,
-                token: tok,
+                ref token,
                 handshake_device,
             } => {
+                let minted = token.as_ref().map(|t| self.mint(t));
+                let expired = matches!(minted, Some((_, None)));
                 let handshake = Handshake {
-                    token: tok.map(|(u, d)| token(USERS[u], d)),
+                    token: minted.as_ref().map(|(t, _)| t.clone()),
                     device: handshake_device.map(|d| DEVICES[d].to_owned()),
                     ..Handshake::default()
                 };
@@ -88,6 +97,7 @@ impl Harness {
                 match self.sb.open(now, addr, handshake) {
                     Ok(id) => {
                         assert!(!at_limit, "open past the per-IP limit was accepted");
+                        assert!(!expired, "open with an expired token was accepted");
                         assert!(
                             !self.model.conns.contains_key(&id),
                             "id {id} reused while live"
@@ -109,25 +119,30 @@ impl Harness {
                                 subs: BTreeSet::new(),
                             },
                         );
-                        if let Some((u, d)) = tok {
-                            let device = handshake_device.or(d).map(|d| DEVICES[d].to_owned());
-                            for r in self.model.authenticate(id, USERS[u], device) {
+                        if let (Some(tok), Some((_, Some(expires)))) = (token, minted) {
+                            let device = handshake_device
+                                .or(tok.device)
+                                .map(|d| DEVICES[d].to_owned());
+                            let user = USERS[tok.user];
+                            for r in self.model.authenticate(id, user, device, expires) {
                                 expect_closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
                         }
                     }
-                    Err(e) => assert!(at_limit, "open refused below the per-IP limit: {e}"),
+                    Err(e) => assert!(
+                        at_limit || expired,
+                        "open refused below the per-IP limit, with a valid token: {e}"
+                    ),
                 }
             }
             Op::Auth {
                 conn,
-                user,
-                token_device,
+                ref token,
                 message_device,
             } => {
                 let Some(id) = self.pick(conn) else { return };
-                let mut msg =
-                    serde_json::json!({"type": "auth", "token": token(USERS[user], token_device)});
+                let (jwt, expires) = self.mint(token);
+                let mut msg = serde_json::json!({"type": "auth", "token": jwt});
                 if let Some(d) = message_device {
                     msg["deviceId"] = DEVICES[d].into();
                 }
@@ -137,9 +152,12 @@ impl Harness {
                         let device = message_device
                             .map(|d| DEVICES[d].to_owned())
                             .or_else(|| c.handshake_device.clone())
-                            .or(token_device.map(|d| DEVICES[d].to_owned()));
-                        for r in self.model.authenticate(id, USERS[user], device) {
-                            expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                            .or(token.device.map(|d| DEVICES[d].to_owned()));
+                        if let Some(expires) = expires {
+                            let user = USERS[token.user];
+                            for r in self.model.authenticate(id, user, device, expires) {
+                                expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                            }
                         }
                     }
                 }
@@ -228,10 +246,20 @@ impl Harness {
                 };
                 let t = self.model.now_ms;
                 for (id, c) in &self.model.conns {
+                    // Due together, eviction comes first; then the auth timeout or the token's
+                    // expiry, never before its instant.
                     if c.last_seen_ms + PONG_TIMEOUT_MS <= t {
                         expect_evicted.insert(*id);
-                    } else if c.session.is_none() && c.opened_ms + AUTH_TIMEOUT_MS <= t {
-                        expect_closed.insert(*id, CloseCode::AUTH_TIMEOUT);
+                    } else {
+                        match &c.session {
+                            None if c.opened_ms + AUTH_TIMEOUT_MS <= t => {
+                                expect_closed.insert(*id, CloseCode::AUTH_TIMEOUT);
+                            }
+                            Some(s) if s.expires_ms <= t => {
+                                expect_closed.insert(*id, CloseCode::TOKEN_EXPIRED);
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 self.model.conns.retain(|id, _| {
@@ -308,21 +336,26 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn core_agrees_with_the_reference_model(policy in policy(), ops in proptest::collection::vec(op(), 1..80)) {
-        let config = {
- let mut config = Config::default();
-config.session_policy = policy;
-config.ping_interval = Duration::from_millis(PING_MS);
-config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
-config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
-config.max_connections_per_ip = MAX_PER_IP as u32;
-config.max_subscriptions = MAX_SUBS;
-config.max_messages_per_sec = 0;
- config
-};
+    fn core_agrees_with_the_reference_model(setup in setup(), ops in proptest::collection::vec(op(), 1..80)) {
+        let mut config = Config::default();
+        config.session_policy = setup.policy;
+        config.ping_interval = Duration::from_millis(PING_MS);
+        config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
+        config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
+        config.max_connections_per_ip = MAX_PER_IP as u32;
+        config.max_subscriptions = MAX_SUBS;
+        config.max_messages_per_sec = 0;
+        config.jwt_leeway = Duration::from_millis(setup.leeway_ms);
+        let model = Model {
+            policy: setup.policy,
+            leeway_ms: setup.leeway_ms,
+            now_ms: 0,
+            conns: BTreeMap::new(),
+            auth_seq: 0,
+        };
         let mut h = Harness {
             sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),
-            model: Model { policy, now_ms: 0, conns: BTreeMap::new(), auth_seq: 0 },
+            model,
             ids: Vec::new(),
             dead: BTreeSet::new(),
             expect_pings: BTreeSet::new(),

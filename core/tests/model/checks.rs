@@ -18,21 +18,21 @@ pub(crate) fn payload_type(payload: &[u8]) -> String {
 
 impl Harness {
     /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
-    /// (a ping, a zombie's eviction, an auth timeout), or a real server would miss it.
+    /// (a ping, a zombie's eviction, an auth timeout, a token's expiry), or a real server would
+    /// miss it.
     pub(crate) fn check_deadline(&self) {
         let owed = self
             .model
             .conns
             .values()
             .flat_map(|c| {
-                let auth = c.session.is_none().then_some(c.opened_ms + AUTH_TIMEOUT_MS);
-                [
-                    Some(c.next_ping_ms),
-                    Some(c.last_seen_ms + PONG_TIMEOUT_MS),
-                    auth,
-                ]
+                // Pending: its auth timeout; authenticated: its token's expiry.
+                let auth = match &c.session {
+                    None => c.opened_ms + AUTH_TIMEOUT_MS,
+                    Some(s) => s.expires_ms,
+                };
+                [c.next_ping_ms, c.last_seen_ms + PONG_TIMEOUT_MS, auth]
             })
-            .flatten()
             .min();
         if let Some(owed) = owed {
             let next = self
@@ -185,12 +185,12 @@ impl Harness {
             let info = self.sb.connection(*id).expect("a live connection is known");
             assert_eq!(
                 info.user(),
-                c.session.as_ref().map(|s| s.0.as_str()),
+                c.session.as_ref().map(|s| s.user.as_str()),
                 "user of {id}"
             );
             assert_eq!(
                 info.device(),
-                c.session.as_ref().and_then(|s| s.1.as_deref()),
+                c.session.as_ref().and_then(|s| s.device.as_deref()),
                 "device of {id}"
             );
             let got: BTreeSet<&str> = info.subscriptions().collect();

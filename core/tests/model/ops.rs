@@ -28,13 +28,12 @@ pub(crate) const TOPICS: [&str; 4] = ["a.b", "a.c", "x.b", "a.b.c"];
 pub(crate) enum Op {
     Open {
         ip: u8,
-        token: Option<(usize, Option<usize>)>,
+        token: Option<Tok>,
         handshake_device: Option<usize>,
     },
     Auth {
         conn: usize,
-        user: usize,
-        token_device: Option<usize>,
+        token: Tok,
         message_device: Option<usize>,
     },
     Subscribe {
@@ -81,13 +80,40 @@ pub(crate) enum Op {
     },
 }
 
+/// A token the ops mint, at the time of the step that uses it.
+#[derive(Clone, Debug)]
+pub(crate) struct Tok {
+    pub(crate) user: usize,
+    pub(crate) device: Option<usize>,
+    pub(crate) exp: Exp,
+}
+
+/// A token's `exp`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Exp {
+    /// Far beyond any run.
+    Far,
+    /// This many seconds after the current second (the wall clock's, at minting): expired
+    /// already, or expiring within reach of the steps.
+    In(i64),
+}
+
+fn tok() -> impl Strategy<Value = Tok> {
+    let exp = prop_oneof![3 => Just(Exp::Far), 2 => (-1i64..=6).prop_map(Exp::In)];
+    (0usize..3, proptest::option::of(0usize..2), exp).prop_map(|(user, device, exp)| Tok {
+        user,
+        device,
+        exp,
+    })
+}
+
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     let conn = 0usize..16;
     prop_oneof![
-        3 => (0u8..2, proptest::option::of((0usize..3, proptest::option::of(0usize..2))), proptest::option::of(0usize..2))
+        3 => (0u8..2, proptest::option::of(tok()), proptest::option::of(0usize..2))
             .prop_map(|(ip, token, handshake_device)| Op::Open { ip, token, handshake_device }),
-        2 => (conn.clone(), 0usize..3, proptest::option::of(0usize..2), proptest::option::of(0usize..2))
-            .prop_map(|(conn, user, token_device, message_device)| Op::Auth { conn, user, token_device, message_device }),
+        2 => (conn.clone(), tok(), proptest::option::of(0usize..2))
+            .prop_map(|(conn, token, message_device)| Op::Auth { conn, token, message_device }),
         3 => (conn.clone(), 0usize..PATTERNS.len()).prop_map(|(conn, pattern)| Op::Subscribe { conn, pattern }),
         1 => (conn.clone(), 0usize..PATTERNS.len()).prop_map(|(conn, pattern)| Op::Unsubscribe { conn, pattern }),
         3 => (conn.clone(), 0usize..TOPICS.len()).prop_map(|(conn, topic)| Op::Publish { conn, topic }),
@@ -104,10 +130,20 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-pub(crate) fn policy() -> impl Strategy<Value = SessionPolicy> {
-    prop_oneof![
+/// The settings a case runs under.
+#[derive(Clone, Debug)]
+pub(crate) struct Setup {
+    pub(crate) policy: SessionPolicy,
+    /// `jwt_leeway`, in ms.
+    pub(crate) leeway_ms: u64,
+}
+
+pub(crate) fn setup() -> impl Strategy<Value = Setup> {
+    let policy = prop_oneof![
         Just(SessionPolicy::Single),
         Just(SessionPolicy::PerDevice),
         Just(SessionPolicy::Multi { max_per_user: 2 }),
-    ]
+    ];
+    let leeway_ms = prop_oneof![2 => Just(0u64), 1 => Just(1), 1 => Just(700), 1 => Just(1_500)];
+    (policy, leeway_ms).prop_map(|(policy, leeway_ms)| Setup { policy, leeway_ms })
 }

@@ -13,13 +13,26 @@ pub(crate) struct ModelConn {
     pub(crate) last_seen_ms: u64,
     /// When the core owes it its next WebSocket ping.
     pub(crate) next_ping_ms: u64,
-    /// (user, device, auth order) once authenticated.
-    pub(crate) session: Option<(String, Option<String>, u64)>,
+    /// Once authenticated.
+    pub(crate) session: Option<Session>,
     pub(crate) subs: BTreeSet<String>,
+}
+
+/// What an authenticated connection is bound to.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub(crate) user: String,
+    pub(crate) device: Option<String>,
+    /// Authentication order (the policy replaces the oldest first).
+    pub(crate) seq: u64,
+    /// When its token expires (`exp` + `jwt_leeway`), on the steps' clock, in ms.
+    pub(crate) expires_ms: u64,
 }
 
 pub(crate) struct Model {
     pub(crate) policy: SessionPolicy,
+    /// `jwt_leeway`, in ms.
+    pub(crate) leeway_ms: u64,
     pub(crate) now_ms: u64,
     pub(crate) conns: BTreeMap<ConnId, ModelConn>,
     pub(crate) auth_seq: u64,
@@ -31,7 +44,7 @@ impl Model {
             .conns
             .iter()
             .filter_map(|(id, c)| match &c.session {
-                Some((u, _, seq)) if u == user => Some((*seq, *id)),
+                Some(s) if s.user == user => Some((s.seq, *id)),
                 _ => None,
             })
             .collect();
@@ -52,7 +65,7 @@ impl Model {
                 .into_iter()
                 .filter(|id| {
                     device.is_some()
-                        && self.conns[id].session.as_ref().unwrap().1.as_deref() == device
+                        && self.conns[id].session.as_ref().unwrap().device.as_deref() == device
                 })
                 .collect(),
             SessionPolicy::Multi { max_per_user } => {
@@ -67,13 +80,19 @@ impl Model {
         id: ConnId,
         user: &str,
         device: Option<String>,
+        expires_ms: u64,
     ) -> Vec<ConnId> {
         let replaced = self.replaced(user, device.as_deref());
         for r in &replaced {
             self.conns.remove(r);
         }
         self.auth_seq += 1;
-        self.conns.get_mut(&id).unwrap().session = Some((user.to_owned(), device, self.auth_seq));
+        self.conns.get_mut(&id).unwrap().session = Some(Session {
+            user: user.to_owned(),
+            device,
+            seq: self.auth_seq,
+            expires_ms,
+        });
         replaced
     }
 
