@@ -22,7 +22,7 @@ mod ops;
 mod reference;
 
 use ops::*;
-use reference::{Model, ModelConn};
+use reference::{Bucket, Model, ModelConn};
 
 struct Harness {
     pub(crate) sb: Switchboard,
@@ -30,8 +30,21 @@ struct Harness {
     /// Every id the core ever returned, live or not: ops pick from these, so stale ids are used too.
     pub(crate) ids: Vec<ConnId>,
     pub(crate) dead: BTreeSet<ConnId>,
+    /// What the model says this step's actions are.
+    pub(crate) expect: Expect,
+}
+
+/// What one step's actions must be, as the model predicts them.
+#[derive(Default)]
+pub(crate) struct Expect {
+    pub(crate) closed: BTreeMap<ConnId, CloseCode>,
+    pub(crate) evicted: BTreeSet<ConnId>,
     /// The connections this step owes a ping.
-    pub(crate) expect_pings: BTreeSet<ConnId>,
+    pub(crate) pings: BTreeSet<ConnId>,
+    /// `pong` replies to `{"type":"ping"}`, per connection.
+    pub(crate) pongs: BTreeMap<ConnId, usize>,
+    /// The recipients of a publish, if the step publishes.
+    pub(crate) messages: Option<BTreeSet<ConnId>>,
 }
 
 impl Harness {
@@ -62,6 +75,33 @@ impl Harness {
         (sign_hs256(SECRET, &claims), expires)
     }
 
+    /// A data frame reaches `id` now: a sign of life, and one token from its bucket. `false`
+    /// if the frame goes no further: the connection is gone, or out of tokens (then closed
+    /// with 4029 by this very frame).
+    fn inbound(&mut self, id: ConnId) -> bool {
+        let (now, rate, burst) = (self.model.now_ms, self.model.rate, self.model.burst);
+        let Some(c) = self.model.conns.get_mut(&id) else {
+            return false;
+        };
+        c.last_seen_ms = now;
+        if c.bucket.take(now, rate, burst) {
+            return true;
+        }
+        self.model.conns.remove(&id);
+        self.expect.closed.insert(id, CloseCode::RATE_LIMITED);
+        false
+    }
+
+    /// A `{"type":"ping"}` frame to `id`: a `pong` back if it is let in.
+    fn client_ping(&mut self, id: ConnId) {
+        if self.inbound(id) {
+            *self.expect.pongs.entry(id).or_default() += 1;
+        }
+        let now = self.now();
+        self.sb
+            .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+    }
+
     fn pick(&self, i: usize) -> Option<ConnId> {
         (!self.ids.is_empty()).then(|| self.ids[i % self.ids.len()])
     }
@@ -73,10 +113,7 @@ impl Harness {
     fn step(&mut self, op: &Op) {
         let counts_before: Vec<usize> = USERS.iter().map(|u| self.model.count(u)).collect();
         let live_before: BTreeSet<ConnId> = self.model.conns.keys().copied().collect();
-        let mut expect_closed: BTreeMap<ConnId, CloseCode> = BTreeMap::new();
-        let mut expect_evicted: BTreeSet<ConnId> = BTreeSet::new();
-        self.expect_pings.clear();
-        let mut expect_messages: Option<BTreeSet<ConnId>> = None;
+        self.expect = Expect::default();
         let now = self.now();
         match *op {
             Op::Open {
@@ -117,6 +154,7 @@ impl Harness {
                                 next_ping_ms: self.model.now_ms + PING_MS,
                                 session: None,
                                 subs: BTreeSet::new(),
+                                bucket: Bucket::full(self.model.now_ms, self.model.burst),
                             },
                         );
                         if let (Some(tok), Some((_, Some(expires)))) = (token, minted) {
@@ -125,7 +163,7 @@ impl Harness {
                                 .map(|d| DEVICES[d].to_owned());
                             let user = USERS[tok.user];
                             for r in self.model.authenticate(id, user, device, expires) {
-                                expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                                self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
                         }
                     }
@@ -146,8 +184,8 @@ impl Harness {
                 if let Some(d) = message_device {
                     msg["deviceId"] = DEVICES[d].into();
                 }
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get(&id) {
+                let c = self.inbound(id).then(|| &self.model.conns[&id]);
+                if let Some(c) = c {
                     if c.session.is_none() {
                         let device = message_device
                             .map(|d| DEVICES[d].to_owned())
@@ -156,7 +194,7 @@ impl Harness {
                         if let Some(expires) = expires {
                             let user = USERS[token.user];
                             for r in self.model.authenticate(id, user, device, expires) {
-                                expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                                self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
                         }
                     }
@@ -165,8 +203,10 @@ impl Harness {
             }
             Op::Subscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get_mut(&id) {
+                let c = self
+                    .inbound(id)
+                    .then(|| self.model.conns.get_mut(&id).unwrap());
+                if let Some(c) = c {
                     if c.session.is_some()
                         && (c.subs.len() < MAX_SUBS || c.subs.contains(PATTERNS[pattern]))
                     {
@@ -178,8 +218,10 @@ impl Harness {
             }
             Op::Unsubscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get_mut(&id) {
+                let c = self
+                    .inbound(id)
+                    .then(|| self.model.conns.get_mut(&id).unwrap());
+                if let Some(c) = c {
                     c.subs.remove(PATTERNS[pattern]);
                 }
                 let msg = serde_json::json!({"type": "unsubscribe", "topic": PATTERNS[pattern]});
@@ -187,13 +229,8 @@ impl Harness {
             }
             Op::Publish { conn, topic } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                let authed = self
-                    .model
-                    .conns
-                    .get(&id)
-                    .is_some_and(|c| c.session.is_some());
-                expect_messages = Some(if authed {
+                let authed = self.inbound(id) && self.model.conns[&id].session.is_some();
+                self.expect.messages = Some(if authed {
                     self.model.subscribers(TOPICS[topic])
                 } else {
                     BTreeSet::new()
@@ -210,13 +247,17 @@ impl Harness {
                     .unwrap()
                     .delivered;
                 assert_eq!(n, expected.len(), "publish count");
-                expect_messages = Some(expected);
+                self.expect.messages = Some(expected);
             }
             Op::ClientPing { conn } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                self.sb
-                    .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+                self.client_ping(id);
+            }
+            Op::Burst { conn, frames } => {
+                let Some(id) = self.pick(conn) else { return };
+                for _ in 0..frames {
+                    self.client_ping(id);
+                }
             }
             Op::Pong { conn } => {
                 let Some(id) = self.pick(conn) else { return };
@@ -249,27 +290,27 @@ impl Harness {
                     // Due together, eviction comes first; then the auth timeout or the token's
                     // expiry, never before its instant.
                     if c.last_seen_ms + PONG_TIMEOUT_MS <= t {
-                        expect_evicted.insert(*id);
+                        self.expect.evicted.insert(*id);
                     } else {
                         match &c.session {
                             None if c.opened_ms + AUTH_TIMEOUT_MS <= t => {
-                                expect_closed.insert(*id, CloseCode::AUTH_TIMEOUT);
+                                self.expect.closed.insert(*id, CloseCode::AUTH_TIMEOUT);
                             }
                             Some(s) if s.expires_ms <= t => {
-                                expect_closed.insert(*id, CloseCode::TOKEN_EXPIRED);
+                                self.expect.closed.insert(*id, CloseCode::TOKEN_EXPIRED);
                             }
                             _ => {}
                         }
                     }
                 }
                 self.model.conns.retain(|id, _| {
-                    !expect_evicted.contains(id) && !expect_closed.contains_key(id)
+                    !self.expect.evicted.contains(id) && !self.expect.closed.contains_key(id)
                 });
                 // Every survivor whose ping is due gets one; after a stall, one, and the
                 // cadence resumes from now.
                 for (id, c) in self.model.conns.iter_mut() {
                     if c.next_ping_ms <= t {
-                        self.expect_pings.insert(*id);
+                        self.expect.pings.insert(*id);
                         c.next_ping_ms = (c.next_ping_ms + PING_MS).max(t + PING_MS);
                     }
                 }
@@ -293,33 +334,25 @@ impl Harness {
             Op::DisconnectUser { user } => {
                 for id in self.model.user_conns(USERS[user]) {
                     self.model.conns.remove(&id);
-                    expect_closed.insert(id, CloseCode(4000));
+                    self.expect.closed.insert(id, CloseCode(4000));
                 }
                 let n = self
                     .sb
                     .disconnect_user(now, USERS[user], None, CloseCode(4000), "bye")
                     .unwrap();
-                assert_eq!(n, expect_closed.len());
+                assert_eq!(n, self.expect.closed.len());
             }
             Op::Backlog { conn, over } => {
                 let Some(id) = self.pick(conn) else { return };
                 let queued = if over { 1024 * 1024 + 1 } else { 1024 * 1024 };
                 if over && self.model.conns.remove(&id).is_some() {
-                    expect_closed.insert(id, CloseCode::SLOW_CONSUMER);
+                    self.expect.closed.insert(id, CloseCode::SLOW_CONSUMER);
                 }
                 self.sb.handle_backlog(now, id, queued);
             }
         }
         let actions = self.drain();
-        self.check_actions(
-            op,
-            &actions,
-            &live_before,
-            &expect_closed,
-            &expect_evicted,
-            expect_messages,
-            &counts_before,
-        );
+        self.check_actions(op, &actions, &live_before, &counts_before);
         self.check_indexes();
         self.check_deadline();
     }
@@ -344,11 +377,14 @@ proptest! {
         config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
         config.max_connections_per_ip = MAX_PER_IP as u32;
         config.max_subscriptions = MAX_SUBS;
-        config.max_messages_per_sec = 0;
+        config.max_messages_per_sec = setup.rate;
+        config.message_burst = setup.burst;
         config.jwt_leeway = Duration::from_millis(setup.leeway_ms);
         let model = Model {
             policy: setup.policy,
             leeway_ms: setup.leeway_ms,
+            rate: setup.rate,
+            burst: setup.burst,
             now_ms: 0,
             conns: BTreeMap::new(),
             auth_seq: 0,
@@ -358,7 +394,7 @@ proptest! {
             model,
             ids: Vec::new(),
             dead: BTreeSet::new(),
-            expect_pings: BTreeSet::new(),
+            expect: Expect::default(),
         };
         for op in &ops {
             h.step(op);

@@ -54,6 +54,11 @@ pub(crate) enum Op {
     ClientPing {
         conn: usize,
     },
+    /// `frames` `{"type":"ping"}` frames at once, to test the inbound rate limit.
+    Burst {
+        conn: usize,
+        frames: u32,
+    },
     Pong {
         conn: usize,
     },
@@ -119,6 +124,7 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         3 => (conn.clone(), 0usize..TOPICS.len()).prop_map(|(conn, topic)| Op::Publish { conn, topic }),
         1 => (0usize..TOPICS.len()).prop_map(|topic| Op::AppPublish { topic }),
         1 => conn.clone().prop_map(|conn| Op::ClientPing { conn }),
+        1 => (conn.clone(), 1u32..=8).prop_map(|(conn, frames)| Op::Burst { conn, frames }),
         2 => conn.clone().prop_map(|conn| Op::Pong { conn }),
         1 => conn.clone().prop_map(|conn| Op::Closed { conn }),
         3 => (0u64..2_000).prop_map(|ms| Op::Advance { ms }),
@@ -136,6 +142,9 @@ pub(crate) struct Setup {
     pub(crate) policy: SessionPolicy,
     /// `jwt_leeway`, in ms.
     pub(crate) leeway_ms: u64,
+    /// `max_messages_per_sec` (0: no limit) and `message_burst`.
+    pub(crate) rate: u32,
+    pub(crate) burst: u32,
 }
 
 pub(crate) fn setup() -> impl Strategy<Value = Setup> {
@@ -145,5 +154,11 @@ pub(crate) fn setup() -> impl Strategy<Value = Setup> {
         Just(SessionPolicy::Multi { max_per_user: 2 }),
     ];
     let leeway_ms = prop_oneof![2 => Just(0u64), 1 => Just(1), 1 => Just(700), 1 => Just(1_500)];
-    (policy, leeway_ms).prop_map(|(policy, leeway_ms)| Setup { policy, leeway_ms })
+    let rate = prop_oneof![1 => Just(0u32), 3 => 1u32..=10];
+    (policy, leeway_ms, rate, 1u32..=6).prop_map(|(policy, leeway_ms, rate, burst)| Setup {
+        policy,
+        leeway_ms,
+        rate,
+        burst,
+    })
 }

@@ -16,6 +16,41 @@ pub(crate) struct ModelConn {
     /// Once authenticated.
     pub(crate) session: Option<Session>,
     pub(crate) subs: BTreeSet<String>,
+    /// Its inbound token bucket.
+    pub(crate) bucket: Bucket,
+}
+
+/// The inbound token bucket, in thousandths of a token and the steps' milliseconds: `rate`
+/// tokens a second is `rate` thousandths a millisecond, so refills are exact integers.
+#[derive(Clone, Debug)]
+pub(crate) struct Bucket {
+    milli: u64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    pub(crate) fn full(now_ms: u64, burst: u32) -> Self {
+        Bucket {
+            milli: u64::from(burst) * 1000,
+            at_ms: now_ms,
+        }
+    }
+
+    /// Refills up to `burst` tokens, then takes one if there is one. `rate` 0: no limit.
+    pub(crate) fn take(&mut self, now_ms: u64, rate: u32, burst: u32) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let refill = (now_ms - self.at_ms) * u64::from(rate);
+        self.milli = (self.milli + refill).min(u64::from(burst) * 1000);
+        self.at_ms = now_ms;
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What an authenticated connection is bound to.
@@ -33,6 +68,9 @@ pub(crate) struct Model {
     pub(crate) policy: SessionPolicy,
     /// `jwt_leeway`, in ms.
     pub(crate) leeway_ms: u64,
+    /// `max_messages_per_sec` and `message_burst`.
+    pub(crate) rate: u32,
+    pub(crate) burst: u32,
     pub(crate) now_ms: u64,
     pub(crate) conns: BTreeMap<ConnId, ModelConn>,
     pub(crate) auth_seq: u64,
