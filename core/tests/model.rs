@@ -34,6 +34,11 @@ struct Harness {
     pub(crate) expect: Expect,
 }
 
+/// A token's `topics` claim.
+fn claim(i: usize) -> Option<Vec<String>> {
+    CLAIMS[i].map(|c| c.iter().map(|p| p.to_string()).collect())
+}
+
 /// What one step's actions must be, as the model predicts them.
 #[derive(Default)]
 pub(crate) struct Expect {
@@ -43,6 +48,9 @@ pub(crate) struct Expect {
     pub(crate) pings: BTreeSet<ConnId>,
     /// `pong` replies to `{"type":"ping"}`, per connection.
     pub(crate) pongs: BTreeMap<ConnId, usize>,
+    /// Direct replies to the client, in order, per connection: a reply's type, and its code
+    /// for `error` and `auth_error` (pushes, publishes, presence and pongs are not replies).
+    pub(crate) replies: BTreeMap<ConnId, Vec<String>>,
     /// The recipients of a publish, if the step publishes.
     pub(crate) messages: Option<BTreeSet<ConnId>>,
 }
@@ -67,7 +75,7 @@ impl Harness {
             sub: USERS[tok.user].to_owned(),
             exp,
             device: tok.device.map(|d| DEVICES[d].to_owned()),
-            topics: None,
+            topics: claim(tok.topics),
             info: None,
         };
         let expires_wall_ms = exp * 1000 + self.model.leeway_ms;
@@ -100,6 +108,15 @@ impl Harness {
         let now = self.now();
         self.sb
             .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+    }
+
+    /// `id` owes its client a direct reply: its type, and its code for errors.
+    fn reply(&mut self, id: ConnId, reply: &str) {
+        self.expect
+            .replies
+            .entry(id)
+            .or_default()
+            .push(reply.to_owned());
     }
 
     fn pick(&self, i: usize) -> Option<ConnId> {
@@ -161,10 +178,11 @@ impl Harness {
                             let device = handshake_device
                                 .or(tok.device)
                                 .map(|d| DEVICES[d].to_owned());
-                            let user = USERS[tok.user];
-                            for r in self.model.authenticate(id, user, device, expires) {
+                            let (user, topics) = (USERS[tok.user], claim(tok.topics));
+                            for r in self.model.authenticate(id, user, device, expires, topics) {
                                 self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
+                            self.reply(id, "auth_success");
                         }
                     }
                     Err(e) => assert!(
@@ -184,18 +202,21 @@ impl Harness {
                 if let Some(d) = message_device {
                     msg["deviceId"] = DEVICES[d].into();
                 }
-                let c = self.inbound(id).then(|| &self.model.conns[&id]);
-                if let Some(c) = c {
-                    if c.session.is_none() {
-                        let device = message_device
-                            .map(|d| DEVICES[d].to_owned())
-                            .or_else(|| c.handshake_device.clone())
-                            .or(token.device.map(|d| DEVICES[d].to_owned()));
-                        if let Some(expires) = expires {
-                            let user = USERS[token.user];
-                            for r in self.model.authenticate(id, user, device, expires) {
+                if self.inbound(id) {
+                    let c = &self.model.conns[&id];
+                    let device = message_device
+                        .map(|d| DEVICES[d].to_owned())
+                        .or_else(|| c.handshake_device.clone())
+                        .or(token.device.map(|d| DEVICES[d].to_owned()));
+                    match (&c.session, expires) {
+                        (Some(_), _) => self.reply(id, "error 409"),
+                        (None, None) => self.reply(id, "auth_error 401"),
+                        (None, Some(expires)) => {
+                            let (user, topics) = (USERS[token.user], claim(token.topics));
+                            for r in self.model.authenticate(id, user, device, expires, topics) {
                                 self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
+                            self.reply(id, "auth_success");
                         }
                     }
                 }
@@ -203,39 +224,54 @@ impl Harness {
             }
             Op::Subscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                let c = self
-                    .inbound(id)
-                    .then(|| self.model.conns.get_mut(&id).unwrap());
-                if let Some(c) = c {
-                    if c.session.is_some()
-                        && (c.subs.len() < MAX_SUBS || c.subs.contains(PATTERNS[pattern]))
-                    {
-                        c.subs.insert(PATTERNS[pattern].to_owned());
-                    }
+                let pattern = PATTERNS[pattern];
+                if self.inbound(id) {
+                    let c = self.model.conns.get_mut(&id).unwrap();
+                    let reply = match &c.session {
+                        None => "error 401",
+                        // Outside the token's `topics`: refused, and nothing subscribed.
+                        Some(s) if !s.may_subscribe(pattern) => "error 403",
+                        Some(_) if c.subs.len() >= MAX_SUBS && !c.subs.contains(pattern) => {
+                            "error 429"
+                        }
+                        Some(_) => {
+                            c.subs.insert(pattern.to_owned());
+                            "subscribed"
+                        }
+                    };
+                    self.reply(id, reply);
                 }
-                let msg = serde_json::json!({"type": "subscribe", "topic": PATTERNS[pattern]});
+                let msg = serde_json::json!({"type": "subscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::Unsubscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                let c = self
-                    .inbound(id)
-                    .then(|| self.model.conns.get_mut(&id).unwrap());
-                if let Some(c) = c {
-                    c.subs.remove(PATTERNS[pattern]);
+                let pattern = PATTERNS[pattern];
+                if self.inbound(id) {
+                    let c = self.model.conns.get_mut(&id).unwrap();
+                    let reply = match &c.session {
+                        None => "error 401",
+                        Some(_) if !c.subs.remove(pattern) => "error 404",
+                        Some(_) => "unsubscribed",
+                    };
+                    self.reply(id, reply);
                 }
-                let msg = serde_json::json!({"type": "unsubscribe", "topic": PATTERNS[pattern]});
+                let msg = serde_json::json!({"type": "unsubscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::Publish { conn, topic } => {
                 let Some(id) = self.pick(conn) else { return };
-                let authed = self.inbound(id) && self.model.conns[&id].session.is_some();
-                self.expect.messages = Some(if authed {
-                    self.model.subscribers(TOPICS[topic])
-                } else {
-                    BTreeSet::new()
-                });
-                let msg = serde_json::json!({"type": "message", "topic": TOPICS[topic], "data": {"n": 1}});
+                let topic = TOPICS[topic];
+                let mut recipients = BTreeSet::new();
+                if self.inbound(id) {
+                    match &self.model.conns[&id].session {
+                        None => self.reply(id, "error 401"),
+                        Some(s) if !s.may_publish(topic) => self.reply(id, "error 403"),
+                        Some(_) => recipients = self.model.subscribers(topic),
+                    }
+                }
+                self.expect.messages = Some(recipients);
+                let msg = serde_json::json!({"type": "message", "topic": topic, "data": {"n": 1}});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::AppPublish { topic } => {

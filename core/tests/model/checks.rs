@@ -16,6 +16,16 @@ pub(crate) fn payload_type(payload: &[u8]) -> String {
         .to_owned()
 }
 
+/// A direct reply as the model writes it: its type, and its code for errors.
+fn reply_of(payload: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    let kind = v["type"].as_str().unwrap();
+    match v["code"].as_u64() {
+        Some(code) => format!("{kind} {code}"),
+        None => kind.to_owned(),
+    }
+}
+
 impl Harness {
     /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
     /// (a ping, a zombie's eviction, an auth timeout, a token's expiry), or a real server would
@@ -60,6 +70,7 @@ impl Harness {
         let mut presence_events: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         let mut pings = BTreeSet::new();
         let mut pongs: BTreeMap<ConnId, usize> = BTreeMap::new();
+        let mut replies: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
         let opened_now: BTreeSet<ConnId> = self
             .model
             .conns
@@ -91,7 +102,8 @@ impl Harness {
                     "message" => messages.push(*conn),
                     "presence" => presence_pushes.push(*conn),
                     "pong" => *pongs.entry(*conn).or_default() += 1,
-                    _ => {}
+                    "push" => {}
+                    _ => replies.entry(*conn).or_default().push(reply_of(payload)),
                 },
                 Action::Presence {
                     user,
@@ -114,6 +126,7 @@ impl Harness {
         assert_eq!(pings, self.expect.pings, "{op:?}: who is pinged");
         // A frame past the bucket closes with 4029; those before it were answered.
         assert_eq!(pongs, self.expect.pongs, "{op:?}: pongs");
+        assert_eq!(replies, self.expect.replies, "{op:?}: replies");
         if let Op::Closed { conn } = op {
             // The transport went away: nothing to close, but the id is dead from now on.
             if let Some(id) = self.pick(*conn) {

@@ -22,6 +22,15 @@ pub(crate) const PATTERNS: [&str; 8] = [
     "presence.*",
     "presence.u2@x%2Ey",
 ];
+/// `topics` claims tokens carry (`None`: any topic).
+pub(crate) const CLAIMS: [Option<&[&str]>; 6] = [
+    None,
+    Some(&["a.*"]),
+    Some(&["a.**", "presence.*"]),
+    Some(&["*.b", "presence.u0"]),
+    Some(&["x.b", "presence.u2@x%2Ey", "a.b.*"]),
+    Some(&[]),
+];
 pub(crate) const TOPICS: [&str; 4] = ["a.b", "a.c", "x.b", "a.b.c"];
 
 #[derive(Clone, Debug)]
@@ -91,6 +100,8 @@ pub(crate) struct Tok {
     pub(crate) user: usize,
     pub(crate) device: Option<usize>,
     pub(crate) exp: Exp,
+    /// Its `topics` claim: an index into [`CLAIMS`].
+    pub(crate) topics: usize,
 }
 
 /// A token's `exp`.
@@ -105,11 +116,15 @@ pub(crate) enum Exp {
 
 fn tok() -> impl Strategy<Value = Tok> {
     let exp = prop_oneof![3 => Just(Exp::Far), 2 => (-1i64..=6).prop_map(Exp::In)];
-    (0usize..3, proptest::option::of(0usize..2), exp).prop_map(|(user, device, exp)| Tok {
-        user,
-        device,
-        exp,
-    })
+    let topics = prop_oneof![3 => Just(0), 2 => 1..CLAIMS.len()];
+    (0usize..3, proptest::option::of(0usize..2), exp, topics).prop_map(
+        |(user, device, exp, topics)| Tok {
+            user,
+            device,
+            exp,
+            topics,
+        },
+    )
 }
 
 pub(crate) fn op() -> impl Strategy<Value = Op> {

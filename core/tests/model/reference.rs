@@ -62,6 +62,24 @@ pub(crate) struct Session {
     pub(crate) seq: u64,
     /// When its token expires (`exp` + `jwt_leeway`), on the steps' clock, in ms.
     pub(crate) expires_ms: u64,
+    /// Its token's `topics` claim; `None`: any topic.
+    pub(crate) topics: Option<Vec<String>>,
+}
+
+impl Session {
+    /// Whether the `topics` claim covers the subscription `pattern`.
+    pub(crate) fn may_subscribe(&self, pattern: &str) -> bool {
+        self.topics
+            .as_ref()
+            .is_none_or(|claims| claims.iter().any(|c| naive_covers(c, pattern)))
+    }
+
+    /// Whether a pattern of the `topics` claim matches the concrete `topic`.
+    pub(crate) fn may_publish(&self, topic: &str) -> bool {
+        self.topics
+            .as_ref()
+            .is_none_or(|claims| claims.iter().any(|c| naive_match(c, topic)))
+    }
 }
 
 pub(crate) struct Model {
@@ -119,6 +137,7 @@ impl Model {
         user: &str,
         device: Option<String>,
         expires_ms: u64,
+        topics: Option<Vec<String>>,
     ) -> Vec<ConnId> {
         let replaced = self.replaced(user, device.as_deref());
         for r in &replaced {
@@ -130,6 +149,7 @@ impl Model {
             device,
             seq: self.auth_seq,
             expires_ms,
+            topics,
         });
         replaced
     }
@@ -148,6 +168,19 @@ impl Model {
             .map(|(id, _)| *id)
             .collect()
     }
+}
+
+/// PROTOCOL.md's coverage, segment by segment: a literal covers the same literal, `*` a
+/// literal or `*`, and a trailing `**` any tail of one or more segments.
+pub(crate) fn naive_covers(claim: &str, pattern: &str) -> bool {
+    let c: Vec<&str> = claim.split('.').collect();
+    let p: Vec<&str> = pattern.split('.').collect();
+    let covers = |c: &&str, p: &&str| if *c == "*" { *p != "**" } else { c == p };
+    if c.last() == Some(&"**") {
+        let head = &c[..c.len() - 1];
+        return p.len() > head.len() && head.iter().zip(&p).all(|(c, p)| covers(c, p));
+    }
+    c.len() == p.len() && c.iter().zip(&p).all(|(c, p)| covers(c, p))
 }
 
 /// The reference matcher: written independently of the trie and of `Pattern::matches`.
