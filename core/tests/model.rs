@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::value::RawValue;
 use switchboard_core::auth::{sign_hs256, Claims, Hs256Verifier};
 use switchboard_core::{
-    Action, CloseCode, Config, ConnId, Frame, Handshake, Instant, Now, Switchboard,
+    Action, CloseCode, Commands, Config, ConnId, Frame, Handshake, Instant, Now, Switchboard,
 };
 
 #[path = "model/checks.rs"]
@@ -51,6 +51,8 @@ pub(crate) struct Expect {
     /// Direct replies to the client, in order, per connection: a reply's type, and its code
     /// for `error` and `auth_error` (pushes, publishes, presence and pongs are not replies).
     pub(crate) replies: BTreeMap<ConnId, Vec<String>>,
+    /// The recipients of an application push, if the step sends one.
+    pub(crate) pushes: Option<BTreeSet<ConnId>>,
     /// The recipients of a publish, if the step publishes.
     pub(crate) messages: Option<BTreeSet<ConnId>>,
 }
@@ -108,6 +110,57 @@ impl Harness {
         let now = self.now();
         self.sb
             .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+    }
+
+    /// An application send through `Commands`: its recipients are exactly those the model
+    /// selects (each once), and the count it returns is theirs.
+    fn app_send(&mut self, op: &Op) {
+        let data = RawValue::from_string("1".into()).unwrap();
+        let now = self.now();
+        let model = &self.model;
+        let mut commands = Commands::new(&mut self.sb, now);
+        let (n, selected): (usize, BTreeSet<ConnId>) = match *op {
+            Op::SendToConnection { conn } => {
+                let Some(id) = (!self.ids.is_empty()).then(|| self.ids[conn % self.ids.len()])
+                else {
+                    return;
+                };
+                let sent = commands.send_to_connection(id, &data);
+                let live = model.conns.contains_key(&id);
+                assert_eq!(
+                    sent.is_ok(),
+                    live,
+                    "{op:?}: Gone exactly when {id} has left"
+                );
+                (usize::from(live), BTreeSet::from_iter(live.then_some(id)))
+            }
+            Op::SendToDevice { user, device } => {
+                let n = commands.send_to_device(USERS[user], DEVICES[device], &data);
+                let selected = model.conns.iter().filter(|(_, c)| {
+                    c.session.as_ref().is_some_and(|s| {
+                        s.user == USERS[user] && s.device.as_deref() == Some(DEVICES[device])
+                    })
+                });
+                (n, selected.map(|(id, _)| *id).collect())
+            }
+            Op::SendToUser { user } => {
+                let n = commands.send_to_user(USERS[user], &data);
+                (n, model.user_conns(USERS[user]).into_iter().collect())
+            }
+            Op::SendToUsers { ref users } => {
+                let n = commands.send_to_users(users.iter().map(|&u| USERS[u]), &data);
+                let selected = users.iter().flat_map(|&u| model.user_conns(USERS[u]));
+                (n, selected.collect())
+            }
+            Op::Broadcast => {
+                let n = commands.broadcast(&data);
+                let selected = model.conns.iter().filter(|(_, c)| c.session.is_some());
+                (n, selected.map(|(id, _)| *id).collect())
+            }
+            _ => unreachable!(),
+        };
+        assert_eq!(n, selected.len(), "{op:?}: how many it reached");
+        self.expect.pushes = Some(selected);
     }
 
     /// `id` owes its client a direct reply: its type, and its code for errors.
@@ -359,14 +412,11 @@ impl Harness {
                     );
                 }
             }
-            Op::SendToUser { user } => {
-                let n = self.sb.send_to_user(
-                    now,
-                    USERS[user],
-                    &RawValue::from_string("1".into()).unwrap(),
-                );
-                assert_eq!(n, self.model.count(USERS[user]));
-            }
+            Op::SendToConnection { .. }
+            | Op::SendToDevice { .. }
+            | Op::SendToUser { .. }
+            | Op::SendToUsers { .. }
+            | Op::Broadcast => self.app_send(op),
             Op::DisconnectUser { user } => {
                 for id in self.model.user_conns(USERS[user]) {
                     self.model.conns.remove(&id);

@@ -71,6 +71,7 @@ impl Harness {
         let mut pings = BTreeSet::new();
         let mut pongs: BTreeMap<ConnId, usize> = BTreeMap::new();
         let mut replies: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
+        let mut pushes: Vec<ConnId> = Vec::new();
         let opened_now: BTreeSet<ConnId> = self
             .model
             .conns
@@ -102,7 +103,7 @@ impl Harness {
                     "message" => messages.push(*conn),
                     "presence" => presence_pushes.push(*conn),
                     "pong" => *pongs.entry(*conn).or_default() += 1,
-                    "push" => {}
+                    "push" => pushes.push(*conn),
                     _ => replies.entry(*conn).or_default().push(reply_of(payload)),
                 },
                 Action::Presence {
@@ -135,6 +136,15 @@ impl Harness {
         }
         assert_eq!(closed, self.expect.closed, "{op:?}: closes");
         assert_eq!(evicted, self.expect.evicted, "{op:?}: zombie evictions");
+        // An application send reaches exactly the connections the model selects, each once.
+        let got: BTreeSet<ConnId> = pushes.iter().copied().collect();
+        assert_eq!(
+            got.len(),
+            pushes.len(),
+            "{op:?}: a connection got a push twice"
+        );
+        let want = self.expect.pushes.take().unwrap_or_default();
+        assert_eq!(got, want, "{op:?}: push recipients");
         if let Some(expected) = self.expect.messages.take() {
             let got: BTreeSet<ConnId> = messages.iter().copied().collect();
             assert_eq!(

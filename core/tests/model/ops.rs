@@ -82,9 +82,22 @@ pub(crate) enum Op {
     AdvanceToDeadline {
         delta_ms: i64,
     },
+    /// The application's sends (through `Commands`), each to its own selection.
+    SendToConnection {
+        conn: usize,
+    },
+    SendToDevice {
+        user: usize,
+        device: usize,
+    },
     SendToUser {
         user: usize,
     },
+    /// A list of users, perhaps with repeats.
+    SendToUsers {
+        users: Vec<usize>,
+    },
+    Broadcast,
     DisconnectUser {
         user: usize,
     },
@@ -145,7 +158,13 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         3 => (0u64..2_000).prop_map(|ms| Op::Advance { ms }),
         3 => prop_oneof![Just(0i64), -5i64..5, -300i64..300]
             .prop_map(|delta_ms| Op::AdvanceToDeadline { delta_ms }),
-        1 => (0usize..3).prop_map(|user| Op::SendToUser { user }),
+        1 => prop_oneof![
+            conn.clone().prop_map(|conn| Op::SendToConnection { conn }),
+            (0usize..3, 0usize..2).prop_map(|(user, device)| Op::SendToDevice { user, device }),
+            (0usize..3).prop_map(|user| Op::SendToUser { user }),
+            proptest::collection::vec(0usize..3, 0..4).prop_map(|users| Op::SendToUsers { users }),
+            Just(Op::Broadcast),
+        ],
         1 => (0usize..3).prop_map(|user| Op::DisconnectUser { user }),
         1 => (conn, any::<bool>()).prop_map(|(conn, over)| Op::Backlog { conn, over }),
     ]
