@@ -22,7 +22,7 @@ mod ops;
 mod reference;
 
 use ops::*;
-use reference::{Bucket, Model, ModelConn};
+use reference::{presence_topic, Bucket, Model, ModelConn};
 
 struct Harness {
     pub(crate) sb: Switchboard,
@@ -51,6 +51,9 @@ pub(crate) struct Expect {
     /// Direct replies to the client, in order, per connection: a reply's type, and its code
     /// for `error` and `auth_error` (pushes, publishes, presence and pongs are not replies).
     pub(crate) replies: BTreeMap<ConnId, Vec<String>>,
+    /// The presence snapshot a subscribe to a concrete presence topic owes: to whom, and
+    /// (user, online, connections).
+    pub(crate) snapshot: Option<(ConnId, (String, bool, usize))>,
     /// The recipients of an application push, if the step sends one.
     pub(crate) pushes: Option<BTreeSet<ConnId>>,
     /// The recipients of a publish, if the step publishes.
@@ -97,7 +100,7 @@ impl Harness {
         if c.bucket.take(now, rate, burst) {
             return true;
         }
-        self.model.conns.remove(&id);
+        self.model.leave(id);
         self.expect.closed.insert(id, CloseCode::RATE_LIMITED);
         false
     }
@@ -182,7 +185,11 @@ impl Harness {
 
     fn step(&mut self, op: &Op) {
         let counts_before: Vec<usize> = USERS.iter().map(|u| self.model.count(u)).collect();
-        let live_before: BTreeSet<ConnId> = self.model.conns.keys().copied().collect();
+        // Each connection's subscriptions as the step starts.
+        let subs_before: BTreeMap<ConnId, BTreeSet<String>> = (self.model.conns.iter())
+            .map(|(id, c)| (*id, c.subs.clone()))
+            .collect();
+        self.model.presence_log.clear();
         self.expect = Expect::default();
         let now = self.now();
         match *op {
@@ -293,6 +300,13 @@ impl Harness {
                         }
                     };
                     self.reply(id, reply);
+                    // A concrete presence topic: the user's state right after `subscribed`.
+                    let user = USERS.into_iter().find(|u| presence_topic(u) == pattern);
+                    if let Some(user) = user.filter(|_| reply == "subscribed") {
+                        let n = self.model.count(user);
+                        let snapshot = (user.to_owned(), n > 0, n);
+                        self.expect.snapshot = Some((id, snapshot));
+                    }
                 }
                 let msg = serde_json::json!({"type": "subscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
@@ -355,7 +369,7 @@ impl Harness {
             }
             Op::Closed { conn } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.conns.remove(&id);
+                self.model.leave(id);
                 self.sb.handle_closed(now, id);
             }
             Op::Advance { .. } | Op::AdvanceToDeadline { .. } => {
@@ -392,9 +406,10 @@ impl Harness {
                         }
                     }
                 }
-                self.model.conns.retain(|id, _| {
-                    !self.expect.evicted.contains(id) && !self.expect.closed.contains_key(id)
-                });
+                let gone = self.expect.evicted.iter().chain(self.expect.closed.keys());
+                for id in gone.copied().collect::<Vec<_>>() {
+                    self.model.leave(id);
+                }
                 // Every survivor whose ping is due gets one; after a stall, one, and the
                 // cadence resumes from now.
                 for (id, c) in self.model.conns.iter_mut() {
@@ -419,7 +434,7 @@ impl Harness {
             | Op::Broadcast => self.app_send(op),
             Op::DisconnectUser { user } => {
                 for id in self.model.user_conns(USERS[user]) {
-                    self.model.conns.remove(&id);
+                    self.model.leave(id);
                     self.expect.closed.insert(id, CloseCode(4000));
                 }
                 let n = self
@@ -431,14 +446,14 @@ impl Harness {
             Op::Backlog { conn, over } => {
                 let Some(id) = self.pick(conn) else { return };
                 let queued = if over { 1024 * 1024 + 1 } else { 1024 * 1024 };
-                if over && self.model.conns.remove(&id).is_some() {
+                if over && self.model.leave(id).is_some() {
                     self.expect.closed.insert(id, CloseCode::SLOW_CONSUMER);
                 }
                 self.sb.handle_backlog(now, id, queued);
             }
         }
         let actions = self.drain();
-        self.check_actions(op, &actions, &live_before, &counts_before);
+        self.check_actions(op, &actions, &subs_before, &counts_before);
         self.check_indexes();
         self.check_deadline();
     }
@@ -474,6 +489,7 @@ proptest! {
             now_ms: 0,
             conns: BTreeMap::new(),
             auth_seq: 0,
+            presence_log: Vec::new(),
         };
         let mut h = Harness {
             sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use switchboard_core::{Action, ConnId, Instant, SessionPolicy};
 
 use crate::ops::*;
-use crate::reference::presence_topic;
+use crate::reference::{naive_match, presence_topic};
 use crate::{Harness, Op};
 
 pub(crate) fn payload_type(payload: &[u8]) -> String {
@@ -60,13 +60,14 @@ impl Harness {
         &mut self,
         op: &Op,
         actions: &[Action],
-        live_before: &BTreeSet<ConnId>,
+        subs_before: &BTreeMap<ConnId, BTreeSet<String>>,
         counts_before: &[usize],
     ) {
         let mut closed = BTreeMap::new();
         let mut evicted = BTreeSet::new();
         let mut messages: Vec<ConnId> = Vec::new();
-        let mut presence_pushes: Vec<ConnId> = Vec::new();
+        // Per connection and user, the (online, connections) pushes in order.
+        let mut presence_pushes: BTreeMap<(ConnId, String), Vec<(bool, usize)>> = BTreeMap::new();
         let mut presence_events: BTreeMap<String, Vec<bool>> = BTreeMap::new();
         let mut pings = BTreeSet::new();
         let mut pongs: BTreeMap<ConnId, usize> = BTreeMap::new();
@@ -76,7 +77,7 @@ impl Harness {
             .model
             .conns
             .keys()
-            .filter(|id| !live_before.contains(id))
+            .filter(|id| !subs_before.contains_key(id))
             .copied()
             .collect();
         for action in actions {
@@ -86,7 +87,7 @@ impl Harness {
                     "{op:?}: action {action:?} names {id}, which has left"
                 );
                 assert!(
-                    live_before.contains(&id) || opened_now.contains(&id),
+                    subs_before.contains_key(&id) || opened_now.contains(&id),
                     "{op:?}: action {action:?} names {id}, which was never live"
                 );
             }
@@ -101,7 +102,15 @@ impl Harness {
                 }
                 Action::Send { conn, payload } => match payload_type(payload).as_str() {
                     "message" => messages.push(*conn),
-                    "presence" => presence_pushes.push(*conn),
+                    "presence" => {
+                        let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+                        let user = v["userId"].as_str().unwrap().to_owned();
+                        let push = (
+                            v["online"].as_bool().unwrap(),
+                            v["connections"].as_u64().unwrap() as usize,
+                        );
+                        presence_pushes.entry((*conn, user)).or_default().push(push);
+                    }
                     "pong" => *pongs.entry(*conn).or_default() += 1,
                     "push" => pushes.push(*conn),
                     _ => replies.entry(*conn).or_default().push(reply_of(payload)),
@@ -169,21 +178,59 @@ impl Harness {
                 got, expected,
                 "{op:?}: presence events of {user} ({before} -> {after})"
             );
-            // Every surviving subscriber of the user's presence topic heard of a count change.
-            if before != after && !matches!(op, Op::Subscribe { .. }) {
-                let topic = presence_topic(user);
-                for id in self.model.subscribers(&topic) {
-                    assert!(
-                        presence_pushes.contains(&id),
-                        "{op:?}: {id} missed presence of {user}"
-                    );
-                }
-            }
         }
         assert!(
             presence_events.is_empty(),
             "{op:?}: presence events of unknown users"
         );
+        self.check_presence_pushes(op, subs_before, presence_pushes);
+    }
+
+    /// Subscribers of a user's presence topic get exactly one push per change of its count,
+    /// in order, each with the count after it (a connection that left during the step: the
+    /// pushes before it left, a prefix); a subscribe to a concrete presence topic, one
+    /// snapshot; nobody else, nothing.
+    fn check_presence_pushes(
+        &mut self,
+        op: &Op,
+        subs_before: &BTreeMap<ConnId, BTreeSet<String>>,
+        mut got: BTreeMap<(ConnId, String), Vec<(bool, usize)>>,
+    ) {
+        let mut owed: BTreeMap<(ConnId, String), Vec<(bool, usize)>> = BTreeMap::new();
+        if let Some((id, (user, online, n))) = self.expect.snapshot.take() {
+            owed.entry((id, user)).or_default().push((online, n));
+        }
+        let survivors = self.model.conns.iter().map(|(id, c)| (*id, &c.subs, true));
+        let leavers = subs_before
+            .iter()
+            .filter(|(id, _)| !self.model.conns.contains_key(id))
+            .map(|(id, subs)| (*id, subs, false));
+        for (id, subs, survived) in survivors.chain(leavers) {
+            for user in USERS {
+                let topic = presence_topic(user);
+                let want: Vec<(bool, usize)> = if subs.iter().any(|p| naive_match(p, &topic)) {
+                    let changes = self.model.presence_log.iter().filter(|(u, _)| u == user);
+                    changes.map(|&(_, n)| (n > 0, n)).collect()
+                } else {
+                    Vec::new()
+                };
+                let key = (id, user.to_owned());
+                let mut want_all = owed.remove(&key).unwrap_or_default();
+                want_all.extend(want);
+                let got = got.remove(&key).unwrap_or_default();
+                if survived {
+                    assert_eq!(got, want_all, "{op:?}: presence pushes of {user} to {id}");
+                } else {
+                    assert!(
+                        want_all.starts_with(&got),
+                        "{op:?}: presence pushes of {user} to {id}, which left: {got:?}, \
+                         not a prefix of {want_all:?}"
+                    );
+                }
+            }
+        }
+        assert!(owed.is_empty(), "{op:?}: snapshot owed to no connection");
+        assert!(got.is_empty(), "{op:?}: presence pushes to others: {got:?}");
     }
 
     pub(crate) fn check_indexes(&self) {

@@ -92,6 +92,8 @@ pub(crate) struct Model {
     pub(crate) now_ms: u64,
     pub(crate) conns: BTreeMap<ConnId, ModelConn>,
     pub(crate) auth_seq: u64,
+    /// This step's changes of users' connection counts, in order: (user, count after).
+    pub(crate) presence_log: Vec<(String, usize)>,
 }
 
 impl Model {
@@ -139,6 +141,7 @@ impl Model {
         expires_ms: u64,
         topics: Option<Vec<String>>,
     ) -> Vec<ConnId> {
+        let before = self.count(user);
         let replaced = self.replaced(user, device.as_deref());
         for r in &replaced {
             self.conns.remove(r);
@@ -151,7 +154,23 @@ impl Model {
             expires_ms,
             topics,
         });
+        // A replacement is one step: the newcomer takes the old one's place.
+        let after = self.count(user);
+        if after != before {
+            self.presence_log.push((user.to_owned(), after));
+        }
         replaced
+    }
+
+    /// A connection leaves (closed, evicted, timed out; not replaced): its user's count
+    /// drops by one, a change of its own.
+    pub(crate) fn leave(&mut self, id: ConnId) -> Option<ModelConn> {
+        let c = self.conns.remove(&id)?;
+        if let Some(s) = &c.session {
+            let after = self.count(&s.user);
+            self.presence_log.push((s.user.clone(), after));
+        }
+        Some(c)
     }
 
     pub(crate) fn touch(&mut self, id: ConnId) {
