@@ -1,6 +1,20 @@
 //! Model-based test: random sequences of inputs run against the core and against a simple
 //! reference model (a `BTreeMap` of connections, the current time and a naive topic matcher);
-//! every invariant of SPEC.md is checked after every step.
+//! every invariant of SPEC.md is checked after every step. Besides those, the model predicts
+//! exactly:
+//! - every direct reply (`auth_success`, `auth_error`, `subscribed`, `error` with its code…);
+//! - token expiry: 4003 at the first `handle_timeout` at or after `exp` + `jwt_leeway`, never
+//!   before, and `poll_timeout` owes it;
+//! - the inbound rate limit: its own token bucket says which frame closes with 4029;
+//! - the `topics` claim: a subscribe it does not cover gets `error` 403 and subscribes to
+//!   nothing, a publish outside it 403 and reaches no one;
+//! - who gets an application send (a connection, a device, a user, users, everyone): each
+//!   selected connection once, no other;
+//! - presence pushes: one per change of a user's count, to each subscriber of its presence
+//!   topic, and one snapshot on subscribing to a concrete presence topic.
+//!
+//! `model/ops.rs` has the settings and the random ops, `model/reference.rs` the model,
+//! `model/checks.rs` the checks.
 //!
 //! 1,000 cases per run; set `SWITCHBOARD_MODEL_CASES` for more.
 
