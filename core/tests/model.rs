@@ -1,6 +1,20 @@
 //! Model-based test: random sequences of inputs run against the core and against a simple
 //! reference model (a `BTreeMap` of connections, the current time and a naive topic matcher);
-//! every invariant of SPEC.md is checked after every step.
+//! every invariant of SPEC.md is checked after every step. Besides those, the model predicts
+//! exactly:
+//! - every direct reply (`auth_success`, `auth_error`, `subscribed`, `error` with its code…);
+//! - token expiry: 4003 at the first `handle_timeout` at or after `exp` + `jwt_leeway`, never
+//!   before, and `poll_timeout` owes it;
+//! - the inbound rate limit: its own token bucket says which frame closes with 4029;
+//! - the `topics` claim: a subscribe it does not cover gets `error` 403 and subscribes to
+//!   nothing, a publish outside it 403 and reaches no one;
+//! - who gets an application send (a connection, a device, a user, users, everyone): each
+//!   selected connection once, no other;
+//! - presence pushes: one per change of a user's count, to each subscriber of its presence
+//!   topic, and one snapshot on subscribing to a concrete presence topic.
+//!
+//! `model/ops.rs` has the settings and the random ops, `model/reference.rs` the model,
+//! `model/checks.rs` the checks.
 //!
 //! 1,000 cases per run; set `SWITCHBOARD_MODEL_CASES` for more.
 
@@ -11,242 +25,53 @@ use proptest::prelude::*;
 use serde_json::value::RawValue;
 use switchboard_core::auth::{sign_hs256, Claims, Hs256Verifier};
 use switchboard_core::{
-    Action, CloseCode, Config, ConnId, Frame, Handshake, Instant, Now, SessionPolicy, Switchboard,
+    Action, CloseCode, Commands, Config, ConnId, Frame, Handshake, Instant, Now, Switchboard,
 };
 
-const SECRET: &[u8] = b"model-secret";
-const WALL0: u64 = 1_795_428_000_000;
-const PING_MS: u64 = 1_000;
-const PONG_TIMEOUT_MS: u64 = 2_500;
-const AUTH_TIMEOUT_MS: u64 = 1_500;
-const MAX_PER_IP: usize = 3;
-const MAX_SUBS: usize = 3;
-const USERS: [&str; 3] = ["u0", "u1", "u2@x.y"];
-const DEVICES: [&str; 2] = ["d0", "d1"];
-const PATTERNS: [&str; 8] = [
-    "a.b",
-    "a.*",
-    "a.**",
-    "*.b",
-    "**",
-    "presence.u0",
-    "presence.*",
-    "presence.u2@x%2Ey",
-];
-const TOPICS: [&str; 4] = ["a.b", "a.c", "x.b", "a.b.c"];
+#[path = "model/checks.rs"]
+mod checks;
+#[path = "model/ops.rs"]
+mod ops;
+#[path = "model/reference.rs"]
+mod reference;
 
-#[derive(Clone, Debug)]
-enum Op {
-    Open {
-        ip: u8,
-        token: Option<(usize, Option<usize>)>,
-        handshake_device: Option<usize>,
-    },
-    Auth {
-        conn: usize,
-        user: usize,
-        token_device: Option<usize>,
-        message_device: Option<usize>,
-    },
-    Subscribe {
-        conn: usize,
-        pattern: usize,
-    },
-    Unsubscribe {
-        conn: usize,
-        pattern: usize,
-    },
-    Publish {
-        conn: usize,
-        topic: usize,
-    },
-    AppPublish {
-        topic: usize,
-    },
-    ClientPing {
-        conn: usize,
-    },
-    Pong {
-        conn: usize,
-    },
-    Closed {
-        conn: usize,
-    },
-    Advance {
-        ms: u64,
-    },
-    /// Time moves to the core's `poll_timeout`, shifted by `delta_ms` (an adapter that wakes a
-    /// little early or late).
-    AdvanceToDeadline {
-        delta_ms: i64,
-    },
-    SendToUser {
-        user: usize,
-    },
-    DisconnectUser {
-        user: usize,
-    },
-    Backlog {
-        conn: usize,
-        over: bool,
-    },
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let conn = 0usize..16;
-    prop_oneof![
-        3 => (0u8..2, proptest::option::of((0usize..3, proptest::option::of(0usize..2))), proptest::option::of(0usize..2))
-            .prop_map(|(ip, token, handshake_device)| Op::Open { ip, token, handshake_device }),
-        2 => (conn.clone(), 0usize..3, proptest::option::of(0usize..2), proptest::option::of(0usize..2))
-            .prop_map(|(conn, user, token_device, message_device)| Op::Auth { conn, user, token_device, message_device }),
-        3 => (conn.clone(), 0usize..PATTERNS.len()).prop_map(|(conn, pattern)| Op::Subscribe { conn, pattern }),
-        1 => (conn.clone(), 0usize..PATTERNS.len()).prop_map(|(conn, pattern)| Op::Unsubscribe { conn, pattern }),
-        3 => (conn.clone(), 0usize..TOPICS.len()).prop_map(|(conn, topic)| Op::Publish { conn, topic }),
-        1 => (0usize..TOPICS.len()).prop_map(|topic| Op::AppPublish { topic }),
-        1 => conn.clone().prop_map(|conn| Op::ClientPing { conn }),
-        2 => conn.clone().prop_map(|conn| Op::Pong { conn }),
-        1 => conn.clone().prop_map(|conn| Op::Closed { conn }),
-        3 => (0u64..2_000).prop_map(|ms| Op::Advance { ms }),
-        3 => prop_oneof![Just(0i64), -5i64..5, -300i64..300]
-            .prop_map(|delta_ms| Op::AdvanceToDeadline { delta_ms }),
-        1 => (0usize..3).prop_map(|user| Op::SendToUser { user }),
-        1 => (0usize..3).prop_map(|user| Op::DisconnectUser { user }),
-        1 => (conn, any::<bool>()).prop_map(|(conn, over)| Op::Backlog { conn, over }),
-    ]
-}
-
-fn policy() -> impl Strategy<Value = SessionPolicy> {
-    prop_oneof![
-        Just(SessionPolicy::Single),
-        Just(SessionPolicy::PerDevice),
-        Just(SessionPolicy::Multi { max_per_user: 2 }),
-    ]
-}
-
-/// One connection as the model sees it.
-#[derive(Clone, Debug)]
-struct ModelConn {
-    ip: u8,
-    handshake_device: Option<String>,
-    opened_ms: u64,
-    last_seen_ms: u64,
-    /// When the core owes it its next WebSocket ping.
-    next_ping_ms: u64,
-    /// (user, device, auth order) once authenticated.
-    session: Option<(String, Option<String>, u64)>,
-    subs: BTreeSet<String>,
-}
-
-struct Model {
-    policy: SessionPolicy,
-    now_ms: u64,
-    conns: BTreeMap<ConnId, ModelConn>,
-    auth_seq: u64,
-}
-
-impl Model {
-    fn user_conns(&self, user: &str) -> Vec<ConnId> {
-        let mut v: Vec<(u64, ConnId)> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match &c.session {
-                Some((u, _, seq)) if u == user => Some((*seq, *id)),
-                _ => None,
-            })
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, id)| id).collect()
-    }
-
-    fn count(&self, user: &str) -> usize {
-        self.user_conns(user).len()
-    }
-
-    /// Who the policy replaces when `user` authenticates on `device`.
-    fn replaced(&self, user: &str, device: Option<&str>) -> Vec<ConnId> {
-        let existing = self.user_conns(user);
-        match self.policy {
-            SessionPolicy::Single => existing,
-            SessionPolicy::PerDevice => existing
-                .into_iter()
-                .filter(|id| {
-                    device.is_some()
-                        && self.conns[id].session.as_ref().unwrap().1.as_deref() == device
-                })
-                .collect(),
-            SessionPolicy::Multi { max_per_user } => {
-                let excess = (existing.len() + 1).saturating_sub(max_per_user);
-                existing.into_iter().take(excess).collect()
-            }
-        }
-    }
-
-    fn authenticate(&mut self, id: ConnId, user: &str, device: Option<String>) -> Vec<ConnId> {
-        let replaced = self.replaced(user, device.as_deref());
-        for r in &replaced {
-            self.conns.remove(r);
-        }
-        self.auth_seq += 1;
-        self.conns.get_mut(&id).unwrap().session = Some((user.to_owned(), device, self.auth_seq));
-        replaced
-    }
-
-    fn touch(&mut self, id: ConnId) {
-        let now = self.now_ms;
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.last_seen_ms = now;
-        }
-    }
-
-    fn subscribers(&self, topic: &str) -> BTreeSet<ConnId> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.subs.iter().any(|p| naive_match(p, topic)))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-}
-
-/// The reference matcher: written independently of the trie and of `Pattern::matches`.
-fn naive_match(pattern: &str, topic: &str) -> bool {
-    let p: Vec<&str> = pattern.split('.').collect();
-    let t: Vec<&str> = topic.split('.').collect();
-    if p.last() == Some(&"**") {
-        let prefix = &p[..p.len() - 1];
-        return t.len() > prefix.len() && prefix.iter().zip(&t).all(|(a, b)| *a == "*" || a == b);
-    }
-    p.len() == t.len() && p.iter().zip(&t).all(|(a, b)| *a == "*" || a == b)
-}
-
-fn token(user: &str, device: Option<usize>) -> String {
-    sign_hs256(
-        SECRET,
-        &Claims {
-            sub: user.to_owned(),
-            exp: WALL0 / 1000 + 1_000_000,
-            device: device.map(|d| DEVICES[d].to_owned()),
-            topics: None,
-            info: None,
-        },
-    )
-}
-
-fn payload_type(payload: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(payload).expect("server messages are JSON");
-    v["type"]
-        .as_str()
-        .expect("every server message has a type")
-        .to_owned()
-}
+use ops::*;
+use reference::{presence_topic, Bucket, Model, ModelConn};
 
 struct Harness {
-    sb: Switchboard,
-    model: Model,
+    pub(crate) sb: Switchboard,
+    pub(crate) model: Model,
     /// Every id the core ever returned, live or not: ops pick from these, so stale ids are used too.
-    ids: Vec<ConnId>,
-    dead: BTreeSet<ConnId>,
+    pub(crate) ids: Vec<ConnId>,
+    pub(crate) dead: BTreeSet<ConnId>,
+    /// What the model says this step's actions are.
+    pub(crate) expect: Expect,
+}
+
+/// A token's `topics` claim.
+fn claim(i: usize) -> Option<Vec<String>> {
+    CLAIMS[i].map(|c| c.iter().map(|p| p.to_string()).collect())
+}
+
+/// What one step's actions must be, as the model predicts them.
+#[derive(Default)]
+pub(crate) struct Expect {
+    pub(crate) closed: BTreeMap<ConnId, CloseCode>,
+    pub(crate) evicted: BTreeSet<ConnId>,
     /// The connections this step owes a ping.
-    expect_pings: BTreeSet<ConnId>,
+    pub(crate) pings: BTreeSet<ConnId>,
+    /// `pong` replies to `{"type":"ping"}`, per connection.
+    pub(crate) pongs: BTreeMap<ConnId, usize>,
+    /// Direct replies to the client, in order, per connection: a reply's type, and its code
+    /// for `error` and `auth_error` (pushes, publishes, presence and pongs are not replies).
+    pub(crate) replies: BTreeMap<ConnId, Vec<String>>,
+    /// The presence snapshot a subscribe to a concrete presence topic owes: to whom, and
+    /// (user, online, connections).
+    pub(crate) snapshot: Option<(ConnId, (String, bool, usize))>,
+    /// The recipients of an application push, if the step sends one.
+    pub(crate) pushes: Option<BTreeSet<ConnId>>,
+    /// The recipients of a publish, if the step publishes.
+    pub(crate) messages: Option<BTreeSet<ConnId>>,
 }
 
 impl Harness {
@@ -255,6 +80,113 @@ impl Harness {
             Instant::from_millis(self.model.now_ms),
             WALL0 + self.model.now_ms,
         )
+    }
+
+    /// Mints `tok` now: the token, and when it expires on the steps' clock (`exp` +
+    /// `jwt_leeway`, in ms), or `None` if it has expired already.
+    fn mint(&self, tok: &Tok) -> (String, Option<u64>) {
+        let wall_ms = WALL0 + self.model.now_ms;
+        let exp = match tok.exp {
+            Exp::Far => WALL0 / 1000 + 1_000_000,
+            Exp::In(s) => (wall_ms / 1000).saturating_add_signed(s),
+        };
+        let claims = Claims {
+            sub: USERS[tok.user].to_owned(),
+            exp,
+            device: tok.device.map(|d| DEVICES[d].to_owned()),
+            topics: claim(tok.topics),
+            info: None,
+        };
+        let expires_wall_ms = exp * 1000 + self.model.leeway_ms;
+        let expires = (expires_wall_ms > wall_ms).then(|| expires_wall_ms - WALL0);
+        (sign_hs256(SECRET, &claims), expires)
+    }
+
+    /// A data frame reaches `id` now: a sign of life, and one token from its bucket. `false`
+    /// if the frame goes no further: the connection is gone, or out of tokens (then closed
+    /// with 4029 by this very frame).
+    fn inbound(&mut self, id: ConnId) -> bool {
+        let (now, rate, burst) = (self.model.now_ms, self.model.rate, self.model.burst);
+        let Some(c) = self.model.conns.get_mut(&id) else {
+            return false;
+        };
+        c.last_seen_ms = now;
+        if c.bucket.take(now, rate, burst) {
+            return true;
+        }
+        self.model.leave(id);
+        self.expect.closed.insert(id, CloseCode::RATE_LIMITED);
+        false
+    }
+
+    /// A `{"type":"ping"}` frame to `id`: a `pong` back if it is let in.
+    fn client_ping(&mut self, id: ConnId) {
+        if self.inbound(id) {
+            *self.expect.pongs.entry(id).or_default() += 1;
+        }
+        let now = self.now();
+        self.sb
+            .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+    }
+
+    /// An application send through `Commands`: its recipients are exactly those the model
+    /// selects (each once), and the count it returns is theirs.
+    fn app_send(&mut self, op: &Op) {
+        let data = RawValue::from_string("1".into()).unwrap();
+        let now = self.now();
+        let model = &self.model;
+        let mut commands = Commands::new(&mut self.sb, now);
+        let (n, selected): (usize, BTreeSet<ConnId>) = match *op {
+            Op::SendToConnection { conn } => {
+                let Some(id) = (!self.ids.is_empty()).then(|| self.ids[conn % self.ids.len()])
+                else {
+                    return;
+                };
+                let sent = commands.send_to_connection(id, &data);
+                let live = model.conns.contains_key(&id);
+                assert_eq!(
+                    sent.is_ok(),
+                    live,
+                    "{op:?}: Gone exactly when {id} has left"
+                );
+                (usize::from(live), BTreeSet::from_iter(live.then_some(id)))
+            }
+            Op::SendToDevice { user, device } => {
+                let n = commands.send_to_device(USERS[user], DEVICES[device], &data);
+                let selected = model.conns.iter().filter(|(_, c)| {
+                    c.session.as_ref().is_some_and(|s| {
+                        s.user == USERS[user] && s.device.as_deref() == Some(DEVICES[device])
+                    })
+                });
+                (n, selected.map(|(id, _)| *id).collect())
+            }
+            Op::SendToUser { user } => {
+                let n = commands.send_to_user(USERS[user], &data);
+                (n, model.user_conns(USERS[user]).into_iter().collect())
+            }
+            Op::SendToUsers { ref users } => {
+                let n = commands.send_to_users(users.iter().map(|&u| USERS[u]), &data);
+                let selected = users.iter().flat_map(|&u| model.user_conns(USERS[u]));
+                (n, selected.collect())
+            }
+            Op::Broadcast => {
+                let n = commands.broadcast(&data);
+                let selected = model.conns.iter().filter(|(_, c)| c.session.is_some());
+                (n, selected.map(|(id, _)| *id).collect())
+            }
+            _ => unreachable!(),
+        };
+        assert_eq!(n, selected.len(), "{op:?}: how many it reached");
+        self.expect.pushes = Some(selected);
+    }
+
+    /// `id` owes its client a direct reply: its type, and its code for errors.
+    fn reply(&mut self, id: ConnId, reply: &str) {
+        self.expect
+            .replies
+            .entry(id)
+            .or_default()
+            .push(reply.to_owned());
     }
 
     fn pick(&self, i: usize) -> Option<ConnId> {
@@ -267,20 +199,23 @@ impl Harness {
 
     fn step(&mut self, op: &Op) {
         let counts_before: Vec<usize> = USERS.iter().map(|u| self.model.count(u)).collect();
-        let live_before: BTreeSet<ConnId> = self.model.conns.keys().copied().collect();
-        let mut expect_closed: BTreeMap<ConnId, CloseCode> = BTreeMap::new();
-        let mut expect_evicted: BTreeSet<ConnId> = BTreeSet::new();
-        self.expect_pings.clear();
-        let mut expect_messages: Option<BTreeSet<ConnId>> = None;
+        // Each connection's subscriptions as the step starts.
+        let subs_before: BTreeMap<ConnId, BTreeSet<String>> = (self.model.conns.iter())
+            .map(|(id, c)| (*id, c.subs.clone()))
+            .collect();
+        self.model.presence_log.clear();
+        self.expect = Expect::default();
         let now = self.now();
         match *op {
             Op::Open {
                 ip,
-                token: tok,
+                ref token,
                 handshake_device,
             } => {
+                let minted = token.as_ref().map(|t| self.mint(t));
+                let expired = matches!(minted, Some((_, None)));
                 let handshake = Handshake {
-                    token: tok.map(|(u, d)| token(USERS[u], d)),
+                    token: minted.as_ref().map(|(t, _)| t.clone()),
                     device: handshake_device.map(|d| DEVICES[d].to_owned()),
                     ..Handshake::default()
                 };
@@ -290,6 +225,7 @@ impl Harness {
                 match self.sb.open(now, addr, handshake) {
                     Ok(id) => {
                         assert!(!at_limit, "open past the per-IP limit was accepted");
+                        assert!(!expired, "open with an expired token was accepted");
                         assert!(
                             !self.model.conns.contains_key(&id),
                             "id {id} reused while live"
@@ -309,39 +245,52 @@ impl Harness {
                                 next_ping_ms: self.model.now_ms + PING_MS,
                                 session: None,
                                 subs: BTreeSet::new(),
+                                bucket: Bucket::full(self.model.now_ms, self.model.burst),
                             },
                         );
-                        if let Some((u, d)) = tok {
-                            let device = handshake_device.or(d).map(|d| DEVICES[d].to_owned());
-                            for r in self.model.authenticate(id, USERS[u], device) {
-                                expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                        if let (Some(tok), Some((_, Some(expires)))) = (token, minted) {
+                            let device = handshake_device
+                                .or(tok.device)
+                                .map(|d| DEVICES[d].to_owned());
+                            let (user, topics) = (USERS[tok.user], claim(tok.topics));
+                            for r in self.model.authenticate(id, user, device, expires, topics) {
+                                self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                             }
+                            self.reply(id, "auth_success");
                         }
                     }
-                    Err(e) => assert!(at_limit, "open refused below the per-IP limit: {e}"),
+                    Err(e) => assert!(
+                        at_limit || expired,
+                        "open refused below the per-IP limit, with a valid token: {e}"
+                    ),
                 }
             }
             Op::Auth {
                 conn,
-                user,
-                token_device,
+                ref token,
                 message_device,
             } => {
                 let Some(id) = self.pick(conn) else { return };
-                let mut msg =
-                    serde_json::json!({"type": "auth", "token": token(USERS[user], token_device)});
+                let (jwt, expires) = self.mint(token);
+                let mut msg = serde_json::json!({"type": "auth", "token": jwt});
                 if let Some(d) = message_device {
                     msg["deviceId"] = DEVICES[d].into();
                 }
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get(&id) {
-                    if c.session.is_none() {
-                        let device = message_device
-                            .map(|d| DEVICES[d].to_owned())
-                            .or_else(|| c.handshake_device.clone())
-                            .or(token_device.map(|d| DEVICES[d].to_owned()));
-                        for r in self.model.authenticate(id, USERS[user], device) {
-                            expect_closed.insert(r, CloseCode::SESSION_REPLACED);
+                if self.inbound(id) {
+                    let c = &self.model.conns[&id];
+                    let device = message_device
+                        .map(|d| DEVICES[d].to_owned())
+                        .or_else(|| c.handshake_device.clone())
+                        .or(token.device.map(|d| DEVICES[d].to_owned()));
+                    match (&c.session, expires) {
+                        (Some(_), _) => self.reply(id, "error 409"),
+                        (None, None) => self.reply(id, "auth_error 401"),
+                        (None, Some(expires)) => {
+                            let (user, topics) = (USERS[token.user], claim(token.topics));
+                            for r in self.model.authenticate(id, user, device, expires, topics) {
+                                self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
+                            }
+                            self.reply(id, "auth_success");
                         }
                     }
                 }
@@ -349,40 +298,61 @@ impl Harness {
             }
             Op::Subscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get_mut(&id) {
-                    if c.session.is_some()
-                        && (c.subs.len() < MAX_SUBS || c.subs.contains(PATTERNS[pattern]))
-                    {
-                        c.subs.insert(PATTERNS[pattern].to_owned());
+                let pattern = PATTERNS[pattern];
+                if self.inbound(id) {
+                    let c = self.model.conns.get_mut(&id).unwrap();
+                    let reply = match &c.session {
+                        None => "error 401",
+                        // Outside the token's `topics`: refused, and nothing subscribed.
+                        Some(s) if !s.may_subscribe(pattern) => "error 403",
+                        Some(_) if c.subs.len() >= MAX_SUBS && !c.subs.contains(pattern) => {
+                            "error 429"
+                        }
+                        Some(_) => {
+                            c.subs.insert(pattern.to_owned());
+                            "subscribed"
+                        }
+                    };
+                    self.reply(id, reply);
+                    // A concrete presence topic: the user's state right after `subscribed`.
+                    let user = USERS.into_iter().find(|u| presence_topic(u) == pattern);
+                    if let Some(user) = user.filter(|_| reply == "subscribed") {
+                        let n = self.model.count(user);
+                        let snapshot = (user.to_owned(), n > 0, n);
+                        self.expect.snapshot = Some((id, snapshot));
                     }
                 }
-                let msg = serde_json::json!({"type": "subscribe", "topic": PATTERNS[pattern]});
+                let msg = serde_json::json!({"type": "subscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::Unsubscribe { conn, pattern } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                if let Some(c) = self.model.conns.get_mut(&id) {
-                    c.subs.remove(PATTERNS[pattern]);
+                let pattern = PATTERNS[pattern];
+                if self.inbound(id) {
+                    let c = self.model.conns.get_mut(&id).unwrap();
+                    let reply = match &c.session {
+                        None => "error 401",
+                        Some(_) if !c.subs.remove(pattern) => "error 404",
+                        Some(_) => "unsubscribed",
+                    };
+                    self.reply(id, reply);
                 }
-                let msg = serde_json::json!({"type": "unsubscribe", "topic": PATTERNS[pattern]});
+                let msg = serde_json::json!({"type": "unsubscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::Publish { conn, topic } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                let authed = self
-                    .model
-                    .conns
-                    .get(&id)
-                    .is_some_and(|c| c.session.is_some());
-                expect_messages = Some(if authed {
-                    self.model.subscribers(TOPICS[topic])
-                } else {
-                    BTreeSet::new()
-                });
-                let msg = serde_json::json!({"type": "message", "topic": TOPICS[topic], "data": {"n": 1}});
+                let topic = TOPICS[topic];
+                let mut recipients = BTreeSet::new();
+                if self.inbound(id) {
+                    match &self.model.conns[&id].session {
+                        None => self.reply(id, "error 401"),
+                        Some(s) if !s.may_publish(topic) => self.reply(id, "error 403"),
+                        Some(_) => recipients = self.model.subscribers(topic),
+                    }
+                }
+                self.expect.messages = Some(recipients);
+                let msg = serde_json::json!({"type": "message", "topic": topic, "data": {"n": 1}});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::AppPublish { topic } => {
@@ -394,13 +364,17 @@ impl Harness {
                     .unwrap()
                     .delivered;
                 assert_eq!(n, expected.len(), "publish count");
-                expect_messages = Some(expected);
+                self.expect.messages = Some(expected);
             }
             Op::ClientPing { conn } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.touch(id);
-                self.sb
-                    .handle_frame(now, id, Frame::Text(r#"{"type":"ping"}"#));
+                self.client_ping(id);
+            }
+            Op::Burst { conn, frames } => {
+                let Some(id) = self.pick(conn) else { return };
+                for _ in 0..frames {
+                    self.client_ping(id);
+                }
             }
             Op::Pong { conn } => {
                 let Some(id) = self.pick(conn) else { return };
@@ -409,7 +383,7 @@ impl Harness {
             }
             Op::Closed { conn } => {
                 let Some(id) = self.pick(conn) else { return };
-                self.model.conns.remove(&id);
+                self.model.leave(id);
                 self.sb.handle_closed(now, id);
             }
             Op::Advance { .. } | Op::AdvanceToDeadline { .. } => {
@@ -430,20 +404,31 @@ impl Harness {
                 };
                 let t = self.model.now_ms;
                 for (id, c) in &self.model.conns {
+                    // Due together, eviction comes first; then the auth timeout or the token's
+                    // expiry, never before its instant.
                     if c.last_seen_ms + PONG_TIMEOUT_MS <= t {
-                        expect_evicted.insert(*id);
-                    } else if c.session.is_none() && c.opened_ms + AUTH_TIMEOUT_MS <= t {
-                        expect_closed.insert(*id, CloseCode::AUTH_TIMEOUT);
+                        self.expect.evicted.insert(*id);
+                    } else {
+                        match &c.session {
+                            None if c.opened_ms + AUTH_TIMEOUT_MS <= t => {
+                                self.expect.closed.insert(*id, CloseCode::AUTH_TIMEOUT);
+                            }
+                            Some(s) if s.expires_ms <= t => {
+                                self.expect.closed.insert(*id, CloseCode::TOKEN_EXPIRED);
+                            }
+                            _ => {}
+                        }
                     }
                 }
-                self.model.conns.retain(|id, _| {
-                    !expect_evicted.contains(id) && !expect_closed.contains_key(id)
-                });
+                let gone = self.expect.evicted.iter().chain(self.expect.closed.keys());
+                for id in gone.copied().collect::<Vec<_>>() {
+                    self.model.leave(id);
+                }
                 // Every survivor whose ping is due gets one; after a stall, one, and the
                 // cadence resumes from now.
                 for (id, c) in self.model.conns.iter_mut() {
                     if c.next_ping_ms <= t {
-                        self.expect_pings.insert(*id);
+                        self.expect.pings.insert(*id);
                         c.next_ping_ms = (c.next_ping_ms + PING_MS).max(t + PING_MS);
                     }
                 }
@@ -456,273 +441,36 @@ impl Harness {
                     );
                 }
             }
-            Op::SendToUser { user } => {
-                let n = self.sb.send_to_user(
-                    now,
-                    USERS[user],
-                    &RawValue::from_string("1".into()).unwrap(),
-                );
-                assert_eq!(n, self.model.count(USERS[user]));
-            }
+            Op::SendToConnection { .. }
+            | Op::SendToDevice { .. }
+            | Op::SendToUser { .. }
+            | Op::SendToUsers { .. }
+            | Op::Broadcast => self.app_send(op),
             Op::DisconnectUser { user } => {
                 for id in self.model.user_conns(USERS[user]) {
-                    self.model.conns.remove(&id);
-                    expect_closed.insert(id, CloseCode(4000));
+                    self.model.leave(id);
+                    self.expect.closed.insert(id, CloseCode(4000));
                 }
                 let n = self
                     .sb
                     .disconnect_user(now, USERS[user], None, CloseCode(4000), "bye")
                     .unwrap();
-                assert_eq!(n, expect_closed.len());
+                assert_eq!(n, self.expect.closed.len());
             }
             Op::Backlog { conn, over } => {
                 let Some(id) = self.pick(conn) else { return };
                 let queued = if over { 1024 * 1024 + 1 } else { 1024 * 1024 };
-                if over && self.model.conns.remove(&id).is_some() {
-                    expect_closed.insert(id, CloseCode::SLOW_CONSUMER);
+                if over && self.model.leave(id).is_some() {
+                    self.expect.closed.insert(id, CloseCode::SLOW_CONSUMER);
                 }
                 self.sb.handle_backlog(now, id, queued);
             }
         }
         let actions = self.drain();
-        self.check_actions(
-            op,
-            &actions,
-            &live_before,
-            &expect_closed,
-            &expect_evicted,
-            expect_messages,
-            &counts_before,
-        );
+        self.check_actions(op, &actions, &subs_before, &counts_before);
         self.check_indexes();
         self.check_deadline();
     }
-
-    /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
-    /// (a ping, a zombie's eviction, an auth timeout), or a real server would miss it.
-    fn check_deadline(&self) {
-        let owed = self
-            .model
-            .conns
-            .values()
-            .flat_map(|c| {
-                let auth = c.session.is_none().then_some(c.opened_ms + AUTH_TIMEOUT_MS);
-                [
-                    Some(c.next_ping_ms),
-                    Some(c.last_seen_ms + PONG_TIMEOUT_MS),
-                    auth,
-                ]
-            })
-            .flatten()
-            .min();
-        if let Some(owed) = owed {
-            let next = self
-                .sb
-                .poll_timeout()
-                .expect("a deadline while work is owed");
-            assert!(
-                next <= Instant::from_millis(owed),
-                "poll_timeout {next:?} is later than the earliest deadline owed, {owed} ms"
-            );
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn check_actions(
-        &mut self,
-        op: &Op,
-        actions: &[Action],
-        live_before: &BTreeSet<ConnId>,
-        expect_closed: &BTreeMap<ConnId, CloseCode>,
-        expect_evicted: &BTreeSet<ConnId>,
-        expect_messages: Option<BTreeSet<ConnId>>,
-        counts_before: &[usize],
-    ) {
-        let mut closed = BTreeMap::new();
-        let mut evicted = BTreeSet::new();
-        let mut messages: Vec<ConnId> = Vec::new();
-        let mut presence_pushes: Vec<ConnId> = Vec::new();
-        let mut presence_events: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-        let mut pings = BTreeSet::new();
-        let opened_now: BTreeSet<ConnId> = self
-            .model
-            .conns
-            .keys()
-            .filter(|id| !live_before.contains(id))
-            .copied()
-            .collect();
-        for action in actions {
-            if let Some(id) = action.conn() {
-                assert!(
-                    !self.dead.contains(&id),
-                    "{op:?}: action {action:?} names {id}, which has left"
-                );
-                assert!(
-                    live_before.contains(&id) || opened_now.contains(&id),
-                    "{op:?}: action {action:?} names {id}, which was never live"
-                );
-            }
-            match action {
-                Action::Close { conn, code, .. } => {
-                    closed.insert(*conn, *code);
-                    self.dead.insert(*conn);
-                }
-                Action::Evict { conn } => {
-                    evicted.insert(*conn);
-                    self.dead.insert(*conn);
-                }
-                Action::Send { conn, payload } => match payload_type(payload).as_str() {
-                    "message" => messages.push(*conn),
-                    "presence" => presence_pushes.push(*conn),
-                    _ => {}
-                },
-                Action::Presence {
-                    user,
-                    online,
-                    connections,
-                } => {
-                    assert_eq!(*online, *connections > 0, "presence event {action:?}");
-                    presence_events
-                        .entry(user.to_string())
-                        .or_default()
-                        .push(*online);
-                }
-                Action::Ping { conn } => {
-                    assert!(pings.insert(*conn), "{op:?}: two pings to {conn}")
-                }
-                Action::Stop => {}
-                other => panic!("{op:?}: an action the model does not know: {other:?}"),
-            }
-        }
-        assert_eq!(pings, self.expect_pings, "{op:?}: who is pinged");
-        if let Op::Closed { conn } = op {
-            // The transport went away: nothing to close, but the id is dead from now on.
-            if let Some(id) = self.pick(*conn) {
-                self.dead.insert(id);
-            }
-        }
-        assert_eq!(&closed, expect_closed, "{op:?}: closes");
-        assert_eq!(&evicted, expect_evicted, "{op:?}: zombie evictions");
-        if let Some(expected) = expect_messages {
-            let got: BTreeSet<ConnId> = messages.iter().copied().collect();
-            assert_eq!(
-                got.len(),
-                messages.len(),
-                "{op:?}: a connection got one publish twice"
-            );
-            assert_eq!(got, expected, "{op:?}: publish recipients");
-        } else {
-            assert!(messages.is_empty(), "{op:?}: unexpected message deliveries");
-        }
-        // Presence: online exactly on 0 -> n, offline exactly on n -> 0.
-        for (u, user) in USERS.iter().enumerate() {
-            let (before, after) = (counts_before[u], self.model.count(user));
-            let expected: Vec<bool> = match (before, after) {
-                (0, a) if a > 0 => vec![true],
-                (b, 0) if b > 0 => vec![false],
-                _ => vec![],
-            };
-            let got = presence_events.remove(*user).unwrap_or_default();
-            assert_eq!(
-                got, expected,
-                "{op:?}: presence events of {user} ({before} -> {after})"
-            );
-            // Every surviving subscriber of the user's presence topic heard of a count change.
-            if before != after && !matches!(op, Op::Subscribe { .. }) {
-                let topic = presence_topic(user);
-                for id in self.model.subscribers(&topic) {
-                    assert!(
-                        presence_pushes.contains(&id),
-                        "{op:?}: {id} missed presence of {user}"
-                    );
-                }
-            }
-        }
-        assert!(
-            presence_events.is_empty(),
-            "{op:?}: presence events of unknown users"
-        );
-    }
-
-    fn check_indexes(&self) {
-        let stats = self.sb.stats();
-        assert_eq!(
-            stats.connections,
-            self.model.conns.len(),
-            "connection count"
-        );
-        let authed = self
-            .model
-            .conns
-            .values()
-            .filter(|c| c.session.is_some())
-            .count();
-        assert_eq!(stats.authenticated, authed, "authenticated count");
-        let subs: usize = self.model.conns.values().map(|c| c.subs.len()).sum();
-        assert_eq!(stats.subscriptions, subs, "subscription count");
-        let patterns: BTreeSet<&String> = self.model.conns.values().flat_map(|c| &c.subs).collect();
-        assert_eq!(stats.topics, patterns.len(), "distinct pattern count");
-        for (id, c) in &self.model.conns {
-            let info = self.sb.connection(*id).expect("a live connection is known");
-            assert_eq!(
-                info.user(),
-                c.session.as_ref().map(|s| s.0.as_str()),
-                "user of {id}"
-            );
-            assert_eq!(
-                info.device(),
-                c.session.as_ref().and_then(|s| s.1.as_deref()),
-                "device of {id}"
-            );
-            let got: BTreeSet<&str> = info.subscriptions().collect();
-            let want: BTreeSet<&str> = c.subs.iter().map(String::as_str).collect();
-            assert_eq!(got, want, "subscriptions of {id}");
-        }
-        for id in &self.dead {
-            assert!(
-                self.sb.connection(*id).is_none(),
-                "{id} has left but is still known"
-            );
-        }
-        let mut online = 0;
-        for user in USERS {
-            let want = self.model.user_conns(user);
-            assert_eq!(
-                self.sb.user_connections(user),
-                &want[..],
-                "connections of {user}, oldest first"
-            );
-            assert_eq!(self.sb.is_online(user), !want.is_empty());
-            online += usize::from(!want.is_empty());
-            // The session policy holds at every instant.
-            match self.model.policy {
-                SessionPolicy::Single => {
-                    assert!(want.len() <= 1, "single: {user} has {}", want.len())
-                }
-                SessionPolicy::Multi { max_per_user } => assert!(want.len() <= max_per_user),
-                SessionPolicy::PerDevice => {
-                    for device in DEVICES {
-                        let n = self.sb.device_connections(user, device).count();
-                        assert!(n <= 1, "per-device: {user} has {n} connections on {device}");
-                    }
-                }
-            }
-        }
-        assert_eq!(stats.users, online, "online users");
-        assert_eq!(self.sb.online_users().count(), online);
-    }
-}
-
-fn presence_topic(user: &str) -> String {
-    let mut s = String::from("presence.");
-    for b in user.bytes() {
-        if b.is_ascii_alphanumeric() || b"_:@+=~-".contains(&b) {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
 }
 
 fn cases() -> u32 {
@@ -736,24 +484,33 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn core_agrees_with_the_reference_model(policy in policy(), ops in proptest::collection::vec(op(), 1..80)) {
-        let config = {
- let mut config = Config::default();
-config.session_policy = policy;
-config.ping_interval = Duration::from_millis(PING_MS);
-config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
-config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
-config.max_connections_per_ip = MAX_PER_IP as u32;
-config.max_subscriptions = MAX_SUBS;
-config.max_messages_per_sec = 0;
- config
-};
+    fn core_agrees_with_the_reference_model(setup in setup(), ops in proptest::collection::vec(op(), 1..80)) {
+        let mut config = Config::default();
+        config.session_policy = setup.policy;
+        config.ping_interval = Duration::from_millis(PING_MS);
+        config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
+        config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
+        config.max_connections_per_ip = MAX_PER_IP as u32;
+        config.max_subscriptions = MAX_SUBS;
+        config.max_messages_per_sec = setup.rate;
+        config.message_burst = setup.burst;
+        config.jwt_leeway = Duration::from_millis(setup.leeway_ms);
+        let model = Model {
+            policy: setup.policy,
+            leeway_ms: setup.leeway_ms,
+            rate: setup.rate,
+            burst: setup.burst,
+            now_ms: 0,
+            conns: BTreeMap::new(),
+            auth_seq: 0,
+            presence_log: Vec::new(),
+        };
         let mut h = Harness {
             sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),
-            model: Model { policy, now_ms: 0, conns: BTreeMap::new(), auth_seq: 0 },
+            model,
             ids: Vec::new(),
             dead: BTreeSet::new(),
-            expect_pings: BTreeSet::new(),
+            expect: Expect::default(),
         };
         for op in &ops {
             h.step(op);
