@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use toml::Spanned;
 
 /// Arguments that are not settings a file may hold.
@@ -45,8 +45,29 @@ pub(crate) fn apply(
                 cmd.get_name()
             ));
         };
-        let value = as_flag_value(value.into_inner()).map_err(|e| format!("{at}: {e}"))?;
         let flag = format!("--{}", arg.get_long().unwrap_or_default());
+        if is_switch(arg) {
+            // A switch (`--demo`) takes no value: `true` gives it, `false` leaves it out.
+            let on = match value.into_inner() {
+                toml::Value::Boolean(on) => on,
+                other => {
+                    return Err(format!(
+                        "{at}: must be true or false, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            if on
+                && matches!(
+                    matches.value_source(&key),
+                    None | Some(ValueSource::DefaultValue)
+                )
+            {
+                argv.push(flag.into());
+            }
+            continue;
+        }
+        let value = as_flag_value(value.into_inner()).map_err(|e| format!("{at}: {e}"))?;
         // The value alone, as the flag would take it: its error names the key and the line.
         if let Err(e) = cmd
             .clone()
@@ -65,6 +86,11 @@ pub(crate) fn apply(
         }
     }
     Ok(argv)
+}
+
+/// Whether `arg` is a switch, given or not, without a value (`--demo`): a boolean key.
+fn is_switch(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::SetTrue)
 }
 
 /// A TOML value as the text its flag takes: strings as they are, integers in decimal, an
@@ -114,6 +140,7 @@ pub(crate) fn example(cmd: &Command) -> String {
         }
         let key = arg.get_id().as_str();
         match arg.get_default_values().first() {
+            Some(_) if is_switch(arg) => out.push_str(&format!("# {key} = false\n")),
             Some(default) => {
                 let default = default.to_string_lossy();
                 let value = match default.parse::<i64>() {
@@ -259,6 +286,29 @@ mod tests {
         assert!(
             e.starts_with("--metrics-listen \"no port\": not an address"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn demo_is_off_by_default_and_on_by_flag_environment_or_file() {
+        let base = ["--jwt-secret", "s"];
+        assert!(!config(&base).unwrap().demo);
+        assert!(config(&[&base[..], &["--demo"]].concat()).unwrap().demo);
+        for (text, on) in [("demo = true\n", true), ("demo = false\n", false)] {
+            let path = file("demo.toml", text);
+            let args = [&base[..], &["--config", path.to_str().unwrap()]].concat();
+            assert_eq!(config(&args).unwrap().demo, on, "{text}");
+        }
+        let path = file("demo-bad.toml", "\ndemo = \"yes\"\n");
+        let e = config(&[&base[..], &["--config", path.to_str().unwrap()]].concat()).unwrap_err();
+        assert!(
+            e.ends_with("demo-bad.toml:2: key `demo`: must be true or false, not string"),
+            "{e}"
+        );
+        let e = config(&[&base[..], &["--demo=true"]].concat()).unwrap_err();
+        assert!(
+            e.contains("unexpected value 'true'"),
+            "a switch takes no value: {e}"
         );
     }
 

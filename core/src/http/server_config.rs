@@ -47,6 +47,8 @@ pub struct ServerConfig {
     /// A listener of its own for `/metrics` (and `/healthz`); `None`: `/metrics` is served on
     /// `listen`. When set, `listen` answers `/metrics` with 404.
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether `listen` serves the demo page at `/demo` (`--demo`); off: `/demo` is a 404.
+    pub demo: bool,
 }
 
 /// How a server joins its cluster.
@@ -87,13 +89,16 @@ impl ServerConfig {
             node_id: None,
             cluster: None,
             metrics_listen: None,
+            demo: false,
         }
     }
 
-    /// The listener `--listen` is, given whether `/metrics` has its own.
+    /// The listener `--listen` is, given whether `/metrics` has its own and whether the demo
+    /// page is on.
     pub fn main_listener(&self) -> Listener {
         Listener::Main {
             metrics: self.metrics_listen.is_none(),
+            demo: self.demo,
         }
     }
 
@@ -127,5 +132,32 @@ impl ServerConfig {
             }
             None => sb.with_node(identity),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_listener_serves_demo_only_with_demo_on() {
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), "s");
+        let main = |c: &ServerConfig| c.main_listener();
+        assert_eq!(
+            main(&config),
+            Listener::Main {
+                metrics: true,
+                demo: false
+            }
+        );
+        config.demo = true;
+        config.metrics_listen = Some("127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            main(&config),
+            Listener::Main {
+                metrics: false,
+                demo: true
+            }
+        );
     }
 }
