@@ -135,12 +135,15 @@ pub(crate) fn example(cmd: &Command) -> String {
             .iter()
             .map(|v| v.get_name().to_owned())
             .collect();
+        if is_switch(arg) {
+            out.push_str(&format!("# {} = false\n", arg.get_id().as_str()));
+            continue;
+        }
         if !choices.is_empty() {
             out.push_str(&format!("# One of: {}.\n", choices.join(", ")));
         }
         let key = arg.get_id().as_str();
         match arg.get_default_values().first() {
-            Some(_) if is_switch(arg) => out.push_str(&format!("# {key} = false\n")),
             Some(default) => {
                 let default = default.to_string_lossy();
                 let value = match default.parse::<i64>() {
@@ -305,6 +308,8 @@ mod tests {
             e.ends_with("demo-bad.toml:2: key `demo`: must be true or false, not string"),
             "{e}"
         );
+        let example = super::example(&command(BIN));
+        assert!(example.contains("\n# demo = false\n"), "{example}");
         let e = config(&[&base[..], &["--demo=true"]].concat()).unwrap_err();
         assert!(
             e.contains("unexpected value 'true'"),
@@ -337,7 +342,7 @@ mod tests {
             .collect();
         let keys = uncommented.lines().count();
         let with_defaults = super::settings(&cmd)
-            .filter(|a| !a.get_default_values().is_empty())
+            .filter(|a| !a.get_default_values().is_empty() || super::is_switch(a))
             .count();
         assert_eq!(keys, with_defaults, "every key with a default:\n{example}");
         let path = file("example.toml", &uncommented);
