@@ -107,7 +107,7 @@ pub use http::ServerConfig;
 pub use payload::Payload;
 pub use policy::SessionPolicy;
 pub use protocol::{Handshake, HandshakeError};
-pub use query::{ConnectionInfo, ConnectionSnapshot, Stats};
+pub use query::{ConnectionInfo, ConnectionPage, ConnectionSnapshot, Stats, PAGE_BUDGET_PER_ITEM};
 pub use registry::{ConnId, InvalidConnId};
 pub use switchboard::{Frame, Switchboard, Violation, MAX_USER_ID_BYTES};
 pub use time::{Instant, Now};

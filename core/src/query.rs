@@ -105,6 +105,19 @@ impl<'a> ConnectionInfo<'a> {
     }
 }
 
+/// Slots [`Switchboard::connections_page`] examines per connection it may return.
+pub const PAGE_BUDGET_PER_ITEM: usize = 8;
+
+/// One page of [`Switchboard::connections_page`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionPage<'a> {
+    /// The connections, in slot order.
+    pub connections: Vec<ConnectionInfo<'a>>,
+    /// The cursor of the next page (the last slot examined), or `None` at the end.
+    pub next: Option<u32>,
+}
+
 /// One connection's metadata, owned: what a query hands across threads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -131,6 +144,25 @@ impl Switchboard {
         self.registry
             .get(id)
             .map(|conn| ConnectionInfo { id, conn })
+    }
+
+    /// A page of this node's connections (authenticated or not), in the order of their slots:
+    /// those after slot `after` (from the first when `None`), at most `limit`, with
+    /// [`ConnectionPage::next`] to ask for the next page. Bounded: it examines at most
+    /// [`PAGE_BUDGET_PER_ITEM`] × `limit` slots, so a slab with many free slots may give a
+    /// short (even empty) page that still has a `next`. A connection that stays open for the
+    /// whole walk is listed exactly once; one that opens or closes meanwhile, at most once.
+    pub fn connections_page(&self, after: Option<u32>, limit: usize) -> ConnectionPage<'_> {
+        let limit = limit.max(1);
+        let budget = limit.saturating_mul(PAGE_BUDGET_PER_ITEM);
+        let (ids, next) = self.registry.page(after, limit, budget);
+        ConnectionPage {
+            connections: ids
+                .into_iter()
+                .filter_map(|id| self.connection(id))
+                .collect(),
+            next,
+        }
     }
 
     /// The user of a live, authenticated connection.

@@ -268,6 +268,31 @@ impl Registry {
         })
     }
 
+    /// The live connections in slab order after slot `after` (from slot 0 when `None`): at
+    /// most `limit` of them, examining at most `budget` slots; and the last slot examined when
+    /// slots are left beyond it. O(slots examined), whatever the number of connections.
+    pub(crate) fn page(
+        &self,
+        after: Option<u32>,
+        limit: usize,
+        budget: usize,
+    ) -> (Vec<ConnId>, Option<u32>) {
+        let from = after.map_or(0, |a| a as usize + 1).min(self.slots.len());
+        let end = from.saturating_add(budget).min(self.slots.len());
+        let mut ids = Vec::with_capacity(limit.min(end - from));
+        let mut at = from;
+        while at < end && ids.len() < limit {
+            let slot = &self.slots[at];
+            if slot.conn.is_some() {
+                ids.push(ConnId::new(at as u32, slot.generation));
+            }
+            at += 1;
+        }
+        // `at > from` whenever slots are left: limit and budget are at least 1.
+        let next = (at < self.slots.len() && at > from).then(|| (at - 1) as u32);
+        (ids, next)
+    }
+
     pub(crate) fn ids(&self) -> Vec<ConnId> {
         self.iter().map(|(id, _)| id).collect()
     }

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use toml::Spanned;
 
 /// Arguments that are not settings a file may hold.
@@ -45,8 +45,29 @@ pub(crate) fn apply(
                 cmd.get_name()
             ));
         };
-        let value = as_flag_value(value.into_inner()).map_err(|e| format!("{at}: {e}"))?;
         let flag = format!("--{}", arg.get_long().unwrap_or_default());
+        if is_switch(arg) {
+            // A switch (`--demo`) takes no value: `true` gives it, `false` leaves it out.
+            let on = match value.into_inner() {
+                toml::Value::Boolean(on) => on,
+                other => {
+                    return Err(format!(
+                        "{at}: must be true or false, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            if on
+                && matches!(
+                    matches.value_source(&key),
+                    None | Some(ValueSource::DefaultValue)
+                )
+            {
+                argv.push(flag.into());
+            }
+            continue;
+        }
+        let value = as_flag_value(value.into_inner()).map_err(|e| format!("{at}: {e}"))?;
         // The value alone, as the flag would take it: its error names the key and the line.
         if let Err(e) = cmd
             .clone()
@@ -65,6 +86,11 @@ pub(crate) fn apply(
         }
     }
     Ok(argv)
+}
+
+/// Whether `arg` is a switch, given or not, without a value (`--demo`): a boolean key.
+fn is_switch(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::SetTrue)
 }
 
 /// A TOML value as the text its flag takes: strings as they are, integers in decimal, an
@@ -109,6 +135,10 @@ pub(crate) fn example(cmd: &Command) -> String {
             .iter()
             .map(|v| v.get_name().to_owned())
             .collect();
+        if is_switch(arg) {
+            out.push_str(&format!("# {} = false\n", arg.get_id().as_str()));
+            continue;
+        }
         if !choices.is_empty() {
             out.push_str(&format!("# One of: {}.\n", choices.join(", ")));
         }
@@ -279,6 +309,31 @@ mod tests {
     }
 
     #[test]
+    fn demo_is_off_by_default_and_on_by_flag_environment_or_file() {
+        let base = ["--jwt-secret", "s"];
+        assert!(!config(&base).unwrap().demo);
+        assert!(config(&[&base[..], &["--demo"]].concat()).unwrap().demo);
+        for (text, on) in [("demo = true\n", true), ("demo = false\n", false)] {
+            let path = file("demo.toml", text);
+            let args = [&base[..], &["--config", path.to_str().unwrap()]].concat();
+            assert_eq!(config(&args).unwrap().demo, on, "{text}");
+        }
+        let path = file("demo-bad.toml", "\ndemo = \"yes\"\n");
+        let e = config(&[&base[..], &["--config", path.to_str().unwrap()]].concat()).unwrap_err();
+        assert!(
+            e.ends_with("demo-bad.toml:2: key `demo`: must be true or false, not string"),
+            "{e}"
+        );
+        let example = super::example(&command(BIN));
+        assert!(example.contains("\n# demo = false\n"), "{example}");
+        let e = config(&[&base[..], &["--demo=true"]].concat()).unwrap_err();
+        assert!(
+            e.contains("unexpected value 'true'"),
+            "a switch takes no value: {e}"
+        );
+    }
+
+    #[test]
     fn a_missing_or_malformed_file_is_refused_naming_it() {
         let e = config(&["--config", "/nonexistent/switchboard.toml"]).unwrap_err();
         assert!(
@@ -303,7 +358,7 @@ mod tests {
             .collect();
         let keys = uncommented.lines().count();
         let with_defaults = super::settings(&cmd)
-            .filter(|a| !a.get_default_values().is_empty())
+            .filter(|a| !a.get_default_values().is_empty() || super::is_switch(a))
             .count();
         assert_eq!(keys, with_defaults, "every key with a default:\n{example}");
         let path = file("example.toml", &uncommented);

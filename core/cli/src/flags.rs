@@ -171,6 +171,10 @@ pub(crate) struct ServerArgs {
     /// HTTP API key; without it /api/* answers 401 to everyone.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// Serve the demo page at /demo (connects with a pasted token, subscribes, publishes);
+    /// without it /demo is a 404. The admin page (/admin) is always served.
+    #[arg(long, env = "SWITCHBOARD_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    demo: bool,
     /// Session policy: who a new connection replaces.
     #[arg(
         long,
@@ -371,6 +375,7 @@ impl ServerArgs {
             );
         }
         config.api_key = self.api_key.filter(|k| !k.is_empty());
+        config.demo = self.demo;
         config.drain_timeout = self.drain_timeout;
         config.handshake_timeout = self.handshake_timeout;
         config.max_connections = max_connections;

@@ -1,7 +1,8 @@
 //! The HTTP side of the server, decided in the core so that every adapter answers alike:
 //! routing of the upgrade request and its refusals ([`route`]), the JSON API of SPEC.md
 //! ([`handle_api`]), `/healthz` ([`health`]), the browser client at `/client.js`
-//! ([`CLIENT_JS`]), and the `--allowed-origins` and `--trusted-proxies` policies.
+//! ([`CLIENT_JS`]), the admin page at `/admin` ([`ADMIN_HTML`]) and the demo page at `/demo`
+//! ([`DEMO_HTML`], with `--demo`), and the `--allowed-origins` and `--trusted-proxies` policies.
 //!
 //! Adapters find the request head in what they read ([`HeadStatus::of`], bounded by
 //! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`]), call [`route`] on it ([`with_head`]), read an `/api`
@@ -24,7 +25,7 @@ mod server_config;
 
 pub use answers::{admit, switching_protocols};
 pub use api::{handle_api, health, ApiRequest};
-pub use assets::CLIENT_JS;
+pub use assets::{ADMIN_HTML, CLIENT_JS, DEMO_HTML};
 pub use head::{body_length, with_head, HeadStatus};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};

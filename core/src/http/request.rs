@@ -68,8 +68,9 @@ pub enum Route {
     RefuseUpgrade(HttpResponse),
     /// Any other request refused (404, 405 on `/healthz`, …): answer this and close.
     Reject(HttpResponse),
-    /// A static file (`GET /client.js`, the browser client), or the refusal of a method other
-    /// than GET or HEAD on one: answer this and close, as for `Reject`.
+    /// A static file (`GET /client.js`, the browser client; `GET /admin` and `GET /demo`, the
+    /// pages), or the refusal of a method other than GET or HEAD on one: answer this and close,
+    /// as for `Reject`.
     Asset(HttpResponse),
 }
 
@@ -82,26 +83,35 @@ pub enum Route {
 /// GET (HEAD may be treated as GET) else 405. Paths under `/api/` -> Api (method checks happen
 /// in handle_api). `/client.js`: the browser client ([`CLIENT_JS`](crate::http::CLIENT_JS)),
 /// `text/javascript; charset=utf-8` with a `Cache-Control` (GET; HEAD without the body; else
-/// 405) -> Asset. Anything else -> 404. Error answers use `HttpResponse::error` with a message
-/// naming the problem.
+/// 405) -> Asset; `/admin` ([`ADMIN_HTML`](crate::http::ADMIN_HTML)) and, when the listener
+/// serves it, `/demo` ([`DEMO_HTML`](crate::http::DEMO_HTML)): `text/html; charset=utf-8`, same
+/// methods -> Asset. Anything else -> 404. Error answers use `HttpResponse::error` with a
+/// message naming the problem.
 ///
 /// Details: tokens of `Upgrade` and `Connection` are read across all their header lines; two
 /// `Sec-WebSocket-Key` lines are a 400; a missing `Sec-WebSocket-Version` is a 426 (it is not
 /// 13); with several `Origin` lines each must be allowed. HEAD on `/healthz` and `/metrics` is
 /// routed like GET (the adapter may omit the body). Paths compare byte for byte, undecoded.
 pub fn route(head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
-    route_on(Listener::Main { metrics: true }, head, origins)
+    let listener = Listener::Main {
+        metrics: true,
+        demo: false,
+    };
+    route_on(listener, head, origins)
 }
 
 /// Which of the server's listeners a request arrived on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Listener {
-    /// `--listen`: `/ws`, the HTTP API and `/healthz`; `/metrics` too unless `metrics` is
-    /// false (it has a listener of its own), then it is a 404 like any unknown path.
+    /// `--listen`: `/ws`, the HTTP API, `/healthz`, `/client.js` and `/admin`; `/metrics` too
+    /// unless `metrics` is false (it has a listener of its own), and `/demo` only if `demo` is
+    /// true (`--demo`); what is not served is a 404 like any unknown path.
     Main {
         /// Whether `/metrics` is served here.
         metrics: bool,
+        /// Whether `/demo` is served here.
+        demo: bool,
     },
     /// `--metrics-listen`: `/metrics` and `/healthz` only (what a scraper and a probe need);
     /// every other path is a 404, so the WebSocket and the API are not reachable through it.
@@ -112,7 +122,11 @@ pub enum Listener {
 pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
     let path = path_of(head.target);
     let served = match listener {
-        Listener::Main { metrics } => metrics || path != "/metrics",
+        Listener::Main { metrics, demo } => match path {
+            "/metrics" => metrics,
+            "/demo" => demo,
+            _ => true,
+        },
         Listener::Metrics => matches!(path, "/metrics" | "/healthz"),
     };
     if !served {
@@ -133,6 +147,8 @@ pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPoli
             "text/javascript; charset=utf-8",
             assets::CLIENT_JS,
         )),
+        "/admin" => Route::Asset(assets::serve_page(head.method, assets::ADMIN_HTML)),
+        "/demo" => Route::Asset(assets::serve_page(head.method, assets::DEMO_HTML)),
         path if path.starts_with("/api/") => Route::Api,
         _ => Route::Reject(HttpResponse::error(404, "not found")),
     }
@@ -522,7 +538,10 @@ mod tests {
             };
             route_on(listener, &head, &OriginPolicy::any())
         };
-        let main = Listener::Main { metrics: false };
+        let main = Listener::Main {
+            metrics: false,
+            demo: false,
+        };
         assert_eq!(on(Listener::Metrics, "GET", "/metrics"), Route::Metrics);
         assert_eq!(on(Listener::Metrics, "HEAD", "/healthz"), Route::Health);
         for (listener, target) in [
@@ -594,6 +613,131 @@ mod tests {
             "/assets/client.js",
         ] {
             assert_eq!(status(&route_with("GET", other, &[])), 404, "{other}");
+        }
+    }
+
+    fn on_main(demo: bool, method: &str, target: &str) -> Route {
+        let head = RequestHead {
+            method,
+            target,
+            headers: &[],
+        };
+        let listener = Listener::Main {
+            metrics: true,
+            demo,
+        };
+        route_on(listener, &head, &OriginPolicy::any())
+    }
+
+    fn header<'r>(r: &'r HttpResponse, name: &str) -> Option<&'r str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn admin_is_served_as_html_for_this_origin_only_and_never_framed() {
+        for demo in [false, true] {
+            let Route::Asset(get) = on_main(demo, "GET", "/admin?x=1") else {
+                panic!("GET /admin is an asset")
+            };
+            assert_eq!(get.status, 200);
+            assert_eq!(get.content_type, "text/html; charset=utf-8");
+            assert_eq!(&get.body[..], crate::http::ADMIN_HTML.as_bytes());
+            assert_eq!(header(&get, "Access-Control-Allow-Origin"), None);
+            assert_eq!(header(&get, "X-Frame-Options"), Some("DENY"));
+            let csp = header(&get, "Content-Security-Policy").expect("a CSP");
+            assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+            assert!(csp.contains("connect-src 'self'"), "{csp}");
+            let Route::Asset(head) = on_main(demo, "HEAD", "/admin") else {
+                panic!("HEAD /admin")
+            };
+            assert!(head.to_bytes().ends_with(b"\r\n\r\n"), "no body");
+            let Route::Asset(post) = on_main(demo, "POST", "/admin") else {
+                panic!("POST /admin")
+            };
+            assert_eq!(
+                (post.status, post.headers),
+                (405, vec![("Allow", "GET, HEAD".to_owned())])
+            );
+        }
+        assert!(matches!(route_with("GET", "/admin", &[]), Route::Asset(r) if r.status == 200));
+        for other in ["/admin/", "/Admin", "/admin.html", "/api/admin"] {
+            let r = route_with("GET", other, &[]);
+            assert!(!matches!(r, Route::Asset(_)), "{other}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn demo_is_served_only_when_the_listener_says_so() {
+        for method in ["GET", "HEAD", "POST"] {
+            let r = on_main(false, method, "/demo");
+            assert_eq!(
+                (status(&r), message(&r)),
+                (404, "not found".into()),
+                "{method}"
+            );
+        }
+        assert_eq!(
+            status(&route_with("GET", "/demo", &[])),
+            404,
+            "route() is the default listener: demo off"
+        );
+        let Route::Asset(get) = on_main(true, "GET", "/demo?token=x") else {
+            panic!("GET /demo with demo on")
+        };
+        assert_eq!(
+            (get.status, get.content_type),
+            (200, "text/html; charset=utf-8")
+        );
+        assert_eq!(&get.body[..], crate::http::DEMO_HTML.as_bytes());
+        assert!(header(&get, "Content-Security-Policy").is_some());
+        let Route::Asset(post) = on_main(true, "POST", "/demo") else {
+            panic!("POST /demo with demo on")
+        };
+        assert_eq!(post.status, 405);
+        let on = Listener::Main {
+            metrics: true,
+            demo: true,
+        };
+        let head = RequestHead {
+            method: "GET",
+            target: "/demo",
+            headers: &[],
+        };
+        assert_eq!(
+            status(&route_on(Listener::Metrics, &head, &OriginPolicy::any())),
+            404,
+            "never on the metrics listener"
+        );
+        assert!(matches!(
+            route_on(on, &head, &OriginPolicy::any()),
+            Route::Asset(_)
+        ));
+    }
+
+    #[test]
+    fn the_pages_use_the_api_and_the_client_they_document() {
+        let admin = crate::http::ADMIN_HTML;
+        for used in [
+            "/api/stats",
+            "/api/connections?",
+            "/api/disconnect",
+            "/api/publish",
+            "sessionStorage",
+            "apikey ",
+        ] {
+            assert!(admin.contains(used), "admin.html lacks `{used}`");
+        }
+        let demo = crate::http::DEMO_HTML;
+        assert!(demo.contains(r#"import { connect } from "/client.js";"#));
+        for page in [admin, demo] {
+            assert!(page.starts_with("<!doctype html>"));
+            assert!(
+                !page.contains("<script src="),
+                "no script of another origin"
+            );
         }
     }
 

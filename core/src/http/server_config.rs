@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// TLS on the one port (`wss://` and `https://`); `None`: plain `ws://` and `http://`.
     /// Only the files' paths: the adapter reads them (and again on a reload).
     pub tls: Option<TlsFiles>,
+    /// Whether `listen` serves the demo page at `/demo` (`--demo`); off: `/demo` is a 404.
+    pub demo: bool,
 }
 
 /// Where a server's TLS certificate and key are: PEM files, read by the adapter.
@@ -112,13 +114,16 @@ impl ServerConfig {
             cluster: None,
             metrics_listen: None,
             tls: None,
+            demo: false,
         }
     }
 
-    /// The listener `--listen` is, given whether `/metrics` has its own.
+    /// The listener `--listen` is, given whether `/metrics` has its own and whether the demo
+    /// page is on.
     pub fn main_listener(&self) -> Listener {
         Listener::Main {
             metrics: self.metrics_listen.is_none(),
+            demo: self.demo,
         }
     }
 
@@ -152,5 +157,32 @@ impl ServerConfig {
             }
             None => sb.with_node(identity),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_listener_serves_demo_only_with_demo_on() {
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap(), "s");
+        let main = |c: &ServerConfig| c.main_listener();
+        assert_eq!(
+            main(&config),
+            Listener::Main {
+                metrics: true,
+                demo: false
+            }
+        );
+        config.demo = true;
+        config.metrics_listen = Some("127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            main(&config),
+            Listener::Main {
+                metrics: false,
+                demo: true
+            }
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /api/history/{topic}?limit=N&since=OFFSET&epoch=EPOCH`: a topic's kept messages.
 
+use super::params::{integer, params};
 use super::{bad, ApiError};
 use crate::history::{HistoryError, MAX_EPOCH_BYTES};
 use crate::http::response::JSON;
@@ -20,14 +21,14 @@ pub(super) fn history(
     if topic.is_empty() {
         return Err(bad("missing topic: use /api/history/{topic}"));
     }
-    let query = Query::parse(target)?;
-    let limit = match query.limit {
+    let [limit, since, epoch] = params(target, ["limit", "since", "epoch"])?;
+    let limit = match limit {
         None => DEFAULT_HISTORY_LIMIT,
         Some(text) => integer(&text)
             .filter(|n| (1..=MAX_HISTORY_LIMIT).contains(n))
             .ok_or_else(|| bad("limit must be an integer from 1 to 1000"))?,
     };
-    let since = match (query.since, query.epoch) {
+    let since = match (since, epoch) {
         (None, None) => None,
         (Some(offset), Some(epoch)) => {
             let offset = integer(&offset).ok_or_else(|| bad("since must be an integer >= 0"))?;
@@ -59,48 +60,4 @@ pub(super) fn history(
         }
         Err(e) => Err(bad(e.to_string())),
     }
-}
-
-/// The parameters this endpoint reads; others are ignored, a repeated one is a 400.
-#[derive(Default)]
-struct Query {
-    limit: Option<String>,
-    since: Option<String>,
-    epoch: Option<String>,
-}
-
-impl Query {
-    fn parse(target: &str) -> Result<Query, ApiError> {
-        let mut q = Query::default();
-        let Some((_, query)) = target.split_once('?') else {
-            return Ok(q);
-        };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s| {
-                percent::decode(s, Plus::Space)
-                    .map(|v| v.into_owned())
-                    .map_err(|_| bad("query parameters must be valid percent-encoded UTF-8"))
-            };
-            let slot = match &*decode(key)? {
-                "limit" => &mut q.limit,
-                "since" => &mut q.since,
-                "epoch" => &mut q.epoch,
-                _ => continue,
-            };
-            if slot.is_some() {
-                return Err(bad(format!("parameter `{}` is given twice", decode(key)?)));
-            }
-            *slot = Some(decode(value)?);
-        }
-        Ok(q)
-    }
-}
-
-/// Decimal digits only, saturating beyond `u64` (an offset that large is ahead of any stream).
-fn integer(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(text.parse().unwrap_or(u64::MAX))
 }

@@ -4,6 +4,7 @@ mod auth;
 mod disconnect;
 mod fields;
 mod history;
+mod params;
 mod publish;
 mod queries;
 mod send;
@@ -17,7 +18,7 @@ use self::disconnect::disconnect;
 use self::fields::Fields;
 use self::history::history;
 use self::publish::publish;
-use self::queries::{connection, presence, stats};
+use self::queries::{connection, connections, presence, stats};
 use self::send::{broadcast, send};
 use crate::cluster::ClusterStatus;
 use crate::http::{HttpResponse, MAX_API_BODY_BYTES};
@@ -29,7 +30,7 @@ use crate::{Now, Switchboard};
 pub struct ApiRequest<'a> {
     /// The method, e.g. `POST`.
     pub method: &'a str,
-    /// The request target; its query string is read by `/api/history` alone.
+    /// The request target; its query string is read by `/api/history` and `/api/connections`.
     pub target: &'a str,
     /// The first `Authorization` header's value, if any.
     pub authorization: Option<&'a [u8]>,
@@ -141,6 +142,8 @@ enum Endpoint<'a> {
     Stats,
     /// The raw (still percent-encoded) user id segment.
     Presence(&'a str),
+    /// The list of this node's connections.
+    Connections,
     /// The raw connection id segment.
     Connection(&'a str),
     /// The raw (still percent-encoded) topic segment.
@@ -163,6 +166,7 @@ fn serve(
         "broadcast" => Endpoint::Broadcast,
         "disconnect" => Endpoint::Disconnect,
         "stats" => Endpoint::Stats,
+        "connections" => Endpoint::Connections,
         "presence" => Endpoint::Presence(""),
         _ => match (
             rest.strip_prefix("presence/"),
@@ -181,6 +185,7 @@ fn serve(
     let want = match endpoint {
         Endpoint::Stats
         | Endpoint::Presence(_)
+        | Endpoint::Connections
         | Endpoint::Connection(_)
         | Endpoint::History(_) => "GET",
         _ => "POST",
@@ -198,6 +203,7 @@ fn serve(
         Endpoint::Disconnect => disconnect(sb, now, &Fields::parse(req.body)?),
         Endpoint::Stats => Ok(stats(sb)),
         Endpoint::Presence(user) => presence(sb, user),
+        Endpoint::Connections => connections(sb, req.target),
         Endpoint::Connection(conn) => connection(sb, conn),
         Endpoint::History(topic) => history(sb, now, topic, req.target),
     }
@@ -331,7 +337,7 @@ mod tests {
         #[test]
         fn arbitrary_requests_never_panic(
             method in "(GET|POST|PUT)",
-            target in "/api/(publish|send|broadcast|disconnect|stats|presence/)?[%a-z0-9/?]{0,12}",
+            target in "/api/(publish|send|broadcast|disconnect|stats|presence/|connections)?[%a-z0-9/?=&]{0,12}",
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
         ) {
             let mut sb = new_sb();

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::params::{integer, params};
 use super::{bad, ApiError};
 use crate::cluster::{ConnLocation, RemoteConnection};
 use crate::http::HttpResponse;
@@ -159,6 +160,63 @@ struct ConnectionBody<'a> {
     subscriptions: Option<Vec<&'a str>>,
 }
 
+impl<'a> ConnectionBody<'a> {
+    fn local(sb: &'a Switchboard, info: ConnectionInfo<'a>) -> Self {
+        let mut subscriptions: Vec<&str> = info.subscriptions().collect();
+        subscriptions.sort_unstable();
+        ConnectionBody {
+            user_id: info.user(),
+            view: ConnectionView::local(sb, info),
+            subscriptions: Some(subscriptions),
+        }
+    }
+}
+
+/// Most connections one page of `GET /api/connections` lists.
+const MAX_CONNECTIONS_LIMIT: u64 = 1000;
+
+/// Connections a page of `GET /api/connections` lists without `limit`.
+const DEFAULT_CONNECTIONS_LIMIT: u64 = 100;
+
+#[derive(Serialize)]
+struct ConnectionsBody<'a> {
+    connections: Vec<ConnectionBody<'a>>,
+    /// The `after` of the next page; `null` at the end.
+    next: Option<String>,
+}
+
+/// `GET /api/connections?limit=N&after=CURSOR`: a page of this node's connections, each as
+/// `GET /api/connections/{connId}` shows it, and the cursor of the next page (see
+/// [`Switchboard::connections_page`]: a page may be short, or empty, and still have a `next`).
+pub(super) fn connections(sb: &Switchboard, target: &str) -> Result<HttpResponse, ApiError> {
+    let [limit, after] = params(target, ["limit", "after"])?;
+    let limit = match limit {
+        None => DEFAULT_CONNECTIONS_LIMIT,
+        Some(text) => integer(&text)
+            .filter(|n| (1..=MAX_CONNECTIONS_LIMIT).contains(n))
+            .ok_or_else(|| bad("limit must be an integer from 1 to 1000"))?,
+    };
+    let after = match after {
+        None => None,
+        Some(text) => Some(
+            integer(&text)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad("invalid cursor: give the `next` of the previous page"))?,
+        ),
+    };
+    // `limit` is 1..=1000: it fits.
+    let page = sb.connections_page(after, limit as usize);
+    let body = ConnectionsBody {
+        connections: page
+            .connections
+            .into_iter()
+            .map(|info| ConnectionBody::local(sb, info))
+            .collect(),
+        next: page.next.map(|n| n.to_string()),
+    };
+    Ok(HttpResponse::json(200, &body))
+}
+
 /// `GET /api/connections/{connId}`: 200 and what is known of it while it is there (on any node),
 /// 410 once it is gone or if it never existed.
 pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpResponse, ApiError> {
@@ -167,14 +225,7 @@ pub(super) fn connection(sb: &Switchboard, raw_conn: &str) -> Result<HttpRespons
         .ok_or_else(|| bad("connection id in the path is not valid percent-encoded UTF-8"))?;
     let body = match sb.locate_conn(&conn) {
         ConnLocation::Here(id) => {
-            let info = sb.connection(id).ok_or(ApiError::Gone)?;
-            let mut subscriptions: Vec<&str> = info.subscriptions().collect();
-            subscriptions.sort_unstable();
-            ConnectionBody {
-                user_id: info.user(),
-                view: ConnectionView::local(sb, info),
-                subscriptions: Some(subscriptions),
-            }
+            ConnectionBody::local(sb, sb.connection(id).ok_or(ApiError::Gone)?)
         }
         ConnLocation::Elsewhere(_) => {
             let info = sb.remote_connection(&conn).ok_or(ApiError::Gone)?;
@@ -410,5 +461,214 @@ mod connection_tests {
             (r.status, json(&r)["userId"].clone()),
             (200, serde_json::Value::Null)
         );
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use crate::http::api::test_support::*;
+    use crate::{ConnId, Frame, Handshake, PAGE_BUDGET_PER_ITEM};
+    use serde_json::Value;
+
+    fn list(sb: &mut crate::Switchboard, query: &str) -> Value {
+        let r = call(sb, "GET", &format!("/api/connections{query}"), "");
+        assert_eq!(
+            r.status,
+            200,
+            "{query}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        json(&r)
+    }
+
+    fn ids(page: &Value) -> Vec<String> {
+        page["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["connId"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Every page from the first, following `next`: the ids listed, and the pages' count.
+    fn walk(sb: &mut crate::Switchboard, limit: usize) -> (Vec<String>, usize) {
+        let (mut all, mut pages) = (Vec::new(), 0);
+        let mut query = format!("?limit={limit}");
+        loop {
+            let page = list(sb, &query);
+            pages += 1;
+            all.extend(ids(&page));
+            match page["next"].as_str() {
+                Some(next) => query = format!("?limit={limit}&after={next}"),
+                None => return (all, pages),
+            }
+        }
+    }
+
+    #[test]
+    fn each_connection_is_listed_as_its_own_query_shows_it_pending_ones_included() {
+        let mut sb = new_sb();
+        let a = open(&mut sb, "alice", Some("phone"));
+        sb.handle_frame(
+            now(),
+            a,
+            Frame::Text(r#"{"type":"subscribe","topic":"chat.*"}"#),
+        );
+        sb.handle_frame(
+            now(),
+            a,
+            Frame::Text(r#"{"type":"subscribe","topic":"a.b"}"#),
+        );
+        let pending = sb
+            .open(now(), "192.0.2.8".parse().unwrap(), Handshake::default())
+            .unwrap();
+        let b = open(&mut sb, "bob", None);
+        drain(&mut sb);
+        let page = list(&mut sb, "");
+        assert_eq!(page["next"], Value::Null, "one page holds them all");
+        let want: Vec<Value> = [a, pending, b]
+            .iter()
+            .map(|id| json(&call(&mut sb, "GET", &format!("/api/connections/{id}"), "")))
+            .collect();
+        assert_eq!(page["connections"], Value::Array(want));
+        assert_eq!(
+            page["connections"][0]["subscriptions"],
+            serde_json::json!(["a.b", "chat.*"])
+        );
+        assert_eq!(page["connections"][1]["userId"], Value::Null);
+    }
+
+    #[test]
+    fn an_empty_node_lists_nothing_and_the_endpoint_is_get_only_behind_the_key() {
+        let mut sb = new_sb();
+        assert_eq!(
+            list(&mut sb, ""),
+            serde_json::json!({"connections": [], "next": null})
+        );
+        let r = call(&mut sb, "POST", "/api/connections", "");
+        assert_eq!(
+            (r.status, r.headers.clone()),
+            (405, vec![("Allow", "GET".to_owned())])
+        );
+        for auth in [None, Some(&b"apikey wrong"[..])] {
+            let r = call_auth(&mut sb, Some(KEY), auth, "GET", "/api/connections", "");
+            assert_eq!(r.status, 401);
+        }
+        let r = call_auth(
+            &mut sb,
+            None,
+            Some(b"apikey x"),
+            "GET",
+            "/api/connections",
+            "",
+        );
+        assert_eq!(r.status, 401, "no key configured: nobody");
+    }
+
+    #[test]
+    fn pages_follow_next_to_the_end_listing_every_connection_once_in_order() {
+        let mut sb = new_sb();
+        let opened: Vec<String> = (0..7)
+            .map(|i| open(&mut sb, &format!("u{i}"), None).to_string())
+            .collect();
+        for limit in [1, 2, 3, 7, 1000] {
+            let (all, pages) = walk(&mut sb, limit);
+            assert_eq!(all, opened, "limit {limit}");
+            assert_eq!(
+                pages,
+                7_usize.div_ceil(limit),
+                "limit {limit}: no empty last page"
+            );
+        }
+        let first = list(&mut sb, "?limit=3");
+        assert_eq!((ids(&first).len(), first["next"].as_str()), (3, Some("2")));
+        let second = list(&mut sb, "?after=2&limit=3");
+        assert_eq!(ids(&second), &opened[3..6]);
+    }
+
+    #[test]
+    fn limit_defaults_to_100_and_takes_1_to_1000() {
+        let mut sb = new_sb_with(crate::Config {
+            max_connections_per_ip: 2000,
+            ..crate::Config::default()
+        });
+        for i in 0..1001 {
+            open(&mut sb, &format!("u{i}"), None);
+        }
+        let page = list(&mut sb, "");
+        assert_eq!((ids(&page).len(), page["next"].as_str()), (100, Some("99")));
+        let page = list(&mut sb, "?limit=1");
+        assert_eq!((ids(&page).len(), page["next"].as_str()), (1, Some("0")));
+        let page = list(&mut sb, "?limit=1000");
+        assert_eq!(
+            (ids(&page).len(), page["next"].as_str()),
+            (1000, Some("999"))
+        );
+        let page = list(&mut sb, "?limit=1000&after=999");
+        assert_eq!((ids(&page).len(), &page["next"]), (1, &Value::Null));
+        for bad in [
+            "0",
+            "1001",
+            "-1",
+            "1.5",
+            "",
+            "ten",
+            "99999999999999999999999",
+        ] {
+            let r = call(&mut sb, "GET", &format!("/api/connections?limit={bad}"), "");
+            assert_eq!(
+                error_of(&r),
+                (400, "limit must be an integer from 1 to 1000".into()),
+                "limit={bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_cursor_is_400_and_one_past_the_end_is_an_empty_last_page() {
+        let mut sb = new_sb();
+        open(&mut sb, "alice", None);
+        for bad in ["", "x", "-1", "1.0", "c-0-0", "4294967296", "%zz"] {
+            let r = call(&mut sb, "GET", &format!("/api/connections?after={bad}"), "");
+            let (status, message) = error_of(&r);
+            assert_eq!(status, 400, "after={bad}: {message}");
+        }
+        let r = call(&mut sb, "GET", "/api/connections?after=x", "");
+        assert_eq!(
+            error_of(&r).1,
+            "invalid cursor: give the `next` of the previous page"
+        );
+        let r = call(&mut sb, "GET", "/api/connections?after=0&after=0", "");
+        assert_eq!(
+            error_of(&r),
+            (400, "parameter `after` is given twice".into())
+        );
+        for past in ["0", "5", "4294967295"] {
+            assert_eq!(
+                list(&mut sb, &format!("?after={past}")),
+                serde_json::json!({"connections": [], "next": null}),
+                "after={past}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_examines_a_bounded_number_of_slots_so_free_ones_may_make_it_short() {
+        let mut sb = new_sb();
+        let opened: Vec<ConnId> = (0..40)
+            .map(|i| open(&mut sb, &format!("u{i}"), None))
+            .collect();
+        for &id in &opened[..39] {
+            sb.handle_closed(now(), id);
+        }
+        drain(&mut sb);
+        // 39 free slots, then one connection: a page of limit 1 looks at 8 slots.
+        let page = list(&mut sb, "?limit=1");
+        let budget = PAGE_BUDGET_PER_ITEM - 1;
+        assert_eq!(ids(&page), Vec::<String>::new());
+        assert_eq!(page["next"].as_str(), Some(&*budget.to_string()));
+        let (all, pages) = walk(&mut sb, 1);
+        assert_eq!(all, vec![opened[39].to_string()]);
+        assert_eq!(pages, 40_usize.div_ceil(PAGE_BUDGET_PER_ITEM));
     }
 }
