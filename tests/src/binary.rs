@@ -291,16 +291,7 @@ pub fn listen_resolves_a_host_name(binary: &str) {
 /// `--log-format json`: every line on stderr is one JSON object with a level and a message;
 /// a start without `--api-key` says that the HTTP API is disabled.
 pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str) {
-    let port = free_port();
-    let mut child = command(binary)
-        .env("RUST_LOG", "info")
-        .args(["--jwt-secret", "s", "--log-format", "json"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let lines = stderr_lines(&mut child);
+    let (mut child, lines) = start_logging_json(binary, free_port());
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !seen.iter().any(|l: &String| l.contains("ready")) {
@@ -331,8 +322,25 @@ pub fn json_logs_are_one_object_a_line_and_say_the_api_is_disabled(binary: &str)
     );
 }
 
+/// The server on `port` with `--log-format json` at level info, and its stderr's lines.
+pub(crate) fn start_logging_json(
+    binary: &str,
+    port: u16,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command(binary)
+        .env("RUST_LOG", "info")
+        .args(["--jwt-secret", "s", "--log-format", "json"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let lines = stderr_lines(&mut child);
+    (child, lines)
+}
+
 /// The lines the piped stderr of `child` writes, as they come (read on a thread of their own).
-pub(crate) fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
 
     let stderr = child.stderr.take().expect("piped stderr");

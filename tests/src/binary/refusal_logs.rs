@@ -2,24 +2,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{command, free_port, stderr_lines, wait_until_serving};
+use super::{free_port, start_logging_json, wait_until_serving};
 
 /// A refused upgrade (401 at the handshake) and a refused in-band `auth` are each logged as a
 /// JSON line with the client's `ip`, the `code` and the `reason`.
 pub fn refusals_are_logged_as_json_with_ip_code_and_reason(binary: &str) {
     let port = free_port();
-    let mut child = command(binary)
-        .env("RUST_LOG", "info")
-        .args(["--jwt-secret", "s", "--log-format", "json"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let lines = stderr_lines(&mut child);
+    let (mut child, lines) = start_logging_json(binary, port);
     wait_until_serving(port, &mut child, binary);
 
     let upgrade = |target: &str| {
