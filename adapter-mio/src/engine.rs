@@ -406,6 +406,7 @@ impl Embedded {
             // The TLS handshake took the whole handshake timeout: no HTTP answer can reach it.
             Some((Phase::Head(_), stream)) if stream.tls_handshaking() => {
                 debug!("TLS handshake timed out");
+                self.sb.tls_handshake_failed();
                 self.remove(key)
             }
             Some((Phase::Head(_), _)) => {

@@ -39,6 +39,11 @@ impl Embedded {
                         }
                     },
                     Ok(Transfer::Blocked) => return,
+                    Err(_) if socket.stream.tls_handshaking() => {
+                        tracing::debug!(peer = %socket.peer, "TLS handshake failed");
+                        self.sb.tls_handshake_failed();
+                        return self.remove(key);
+                    }
                     Ok(Transfer::Eof) | Err(_) => return self.remove(key),
                 },
                 Phase::Body(call) => {

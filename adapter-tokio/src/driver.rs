@@ -54,6 +54,8 @@ pub(crate) enum ConnEvent {
         status: u16,
         took: Duration,
     },
+    /// A TLS handshake failed or timed out (the socket is closed).
+    TlsFailed,
 }
 
 /// An application command: run against the core in the driver.
@@ -228,6 +230,7 @@ impl Driver {
                 }
             },
             ConnEvent::Handshake { status, took } => self.sb.handshake_answered(status, took),
+            ConnEvent::TlsFailed => self.sb.tls_handshake_failed(),
             ConnEvent::Frame(id, Inbound::Text(text)) => {
                 self.sb.handle_frame(now, id, Frame::Text(text.as_str()))
             }

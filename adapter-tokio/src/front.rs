@@ -58,7 +58,7 @@ pub(crate) async fn serve_socket(
     let deadline = accepted + ctx.handshake_timeout;
     // The metrics listener stays plain: a scraper on a private network.
     let tls = ctx.tls.as_ref().filter(|_| listener != Listener::Metrics);
-    let Some(mut stream) = accept_tls(socket, peer, deadline, tls).await else {
+    let Some(mut stream) = accept_tls(socket, peer, deadline, tls, &ctx.events).await else {
         return;
     };
     let mut buf = Vec::new();
@@ -124,6 +124,7 @@ async fn accept_tls(
     peer: SocketAddr,
     deadline: Instant,
     tls: Option<&tokio_rustls::TlsAcceptor>,
+    events: &tokio::sync::mpsc::Sender<ConnEvent>,
 ) -> Option<Stream> {
     let Some(acceptor) = tls else {
         return Some(Stream::Plain(socket));
@@ -132,10 +133,12 @@ async fn accept_tls(
         Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
         Ok(Err(e)) => {
             debug!(ip = %peer.ip(), error = %e, "TLS handshake failed");
+            let _ = events.send(ConnEvent::TlsFailed).await;
             None
         }
         Err(_) => {
             debug!(ip = %peer.ip(), "TLS handshake timed out");
+            let _ = events.send(ConnEvent::TlsFailed).await;
             None
         }
     }

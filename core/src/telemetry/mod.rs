@@ -81,6 +81,7 @@ pub struct Telemetry {
     closes: Vec<(u16, u64)>,
     dropped: [u64; DropReason::ALL.len()],
     auth_failures: u64,
+    tls_failures: u64,
     handshake_micros: Histogram,
     fan_out: Histogram,
     backlog_bytes: Histogram,
@@ -93,6 +94,7 @@ impl Default for Telemetry {
             closes: Vec::new(),
             dropped: [0; DropReason::ALL.len()],
             auth_failures: 0,
+            tls_failures: 0,
             handshake_micros: Histogram::new(HANDSHAKE_MICROS),
             fan_out: Histogram::new(FAN_OUT_RECIPIENTS),
             backlog_bytes: Histogram::new(BACKLOG_BYTES),
@@ -129,6 +131,12 @@ impl Telemetry {
     /// Authentications refused in-band (`auth_error`) or at the upgrade (401).
     pub fn auth_failures(&self) -> u64 {
         self.auth_failures
+    }
+
+    /// TLS handshakes that failed or timed out (a plain-HTTP client on the TLS port, an
+    /// unknown certificate authority, a client too slow): no HTTP answer was possible.
+    pub fn tls_failures(&self) -> u64 {
+        self.tls_failures
     }
 
     /// Time from accepting a socket to answering its upgrade request, in microseconds.
@@ -177,6 +185,12 @@ impl Switchboard {
     /// The counters and histograms since start, for the exporter.
     pub fn telemetry(&self) -> &Telemetry {
         &self.telemetry
+    }
+
+    /// The adapter's TLS handshake with a client failed or timed out (the socket is closed:
+    /// no HTTP answer can reach it).
+    pub fn tls_handshake_failed(&mut self) {
+        self.telemetry.tls_failures += 1;
     }
 
     /// The adapter answered an upgrade request with `status` (101 once the WebSocket is open,

@@ -276,11 +276,22 @@ pub fn tls_serves_wss_and_https_on_one_port_and_closes_plain_clients(binary: &st
             "nothing sent to a silent client: {answer:?}"
         );
 
-        // And the server goes on serving TLS, the open connection included.
+        // And the server goes on serving TLS, the open connection included; it counted the
+        // plain client's and the silent client's failed handshakes.
         let (status, _) = https_get(&connector, port, "/healthz")
             .await
             .expect("/healthz");
         assert_eq!(status, 200, "/healthz after the plain client");
+        let (_, answer) = https_get(&connector, port, "/metrics")
+            .await
+            .expect("/metrics");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let scrape = crate::metrics::Scrape::parse(body.to_owned());
+        assert_eq!(
+            scrape.value("switchboard_tls_handshake_failures", &[]),
+            Some(2.0),
+            "{body}"
+        );
         let _ = wss_connect(&connector, port, &token).await;
         ws.send(Message::text(r#"{"type":"ping"}"#))
             .await

@@ -154,7 +154,7 @@ impl Collector for Snapshot {
             out.encode_descriptor(name, help, None, MetricType::Gauge)?
                 .encode_gauge(value)?;
         }
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "switchboard_connections_opened",
                 "Connections opened since start.",
@@ -189,6 +189,11 @@ impl Collector for Snapshot {
                 "switchboard_auth_failures",
                 "Authentications refused, at the upgrade (401) or in-band (auth_error).",
                 t.auth_failures(),
+            ),
+            (
+                "switchboard_tls_handshake_failures",
+                "TLS handshakes that failed or timed out (no HTTP answer was possible).",
+                t.tls_failures(),
             ),
         ];
         for (name, help, value) in counters {
