@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod browser;
 mod history;
 mod metrics_listen;
+mod quick_start;
 mod refusal_logs;
 mod tls;
 
@@ -30,6 +31,7 @@ pub use metrics_listen::{
     busy_metrics_port_is_named_with_its_flag,
     metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
 };
+pub use quick_start::readme_quick_start_works_as_written;
 pub use refusal_logs::refusals_are_logged_as_json_with_ip_code_and_reason;
 pub use tls::{
     tls_carries_large_frames_both_ways_and_the_drain_close_arrives,
@@ -71,6 +73,24 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     stream.read_to_string(&mut answer).ok()?;
     let status = answer.split(' ').nth(1)?.parse().ok()?;
     Some((status, answer))
+}
+
+/// One `POST` with `Authorization: apikey <key>` and a JSON body; the whole answer.
+fn http_post(port: u16, path: &str, key: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: apikey {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {

@@ -385,6 +385,7 @@ macro_rules! binary_suite {
             metrics_listen_serves_metrics_alone_and_the_main_port_no_longer_does,
             busy_metrics_port_is_named_with_its_flag,
             refusals_are_logged_as_json_with_ip_code_and_reason,
+            readme_quick_start_works_as_written,
             browser_client_in_headless_chromium,
         }
     };
