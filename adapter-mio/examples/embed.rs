@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run -p switchboard-mio --example embed
-//! printf 'chat.lobby {"text":"hi"}\n' | nc -q1 127.0.0.1 9002
+//! nc 127.0.0.1 9002        # then type: chat.lobby {"text":"hi"}   (or: shutdown)
 //! ```
 
 use std::collections::HashMap;
