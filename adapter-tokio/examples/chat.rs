@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run -p switchboard-tokio --example chat          # prints a token for alice and bob
-//! websocat -v "ws://127.0.0.1:9001/ws?token=$ALICE"
+//! websocat "ws://127.0.0.1:9001/ws?token=$ALICE"
 //! -> {"type":"subscribe","topic":"chat.*"}
 //! -> {"type":"message","topic":"chat.lobby","data":{"text":"hello"}}
 //! ```
@@ -25,7 +25,7 @@ async fn main() -> std::io::Result<()> {
     let server = bind("127.0.0.1:9001".parse().expect("an address")).await?;
     let addr = server.local_addr();
     for user in ["alice", "bob"] {
-        println!("{user}: websocat -v 'ws://{addr}/ws?token={}'", token(user));
+        println!("{user}: websocat 'ws://{addr}/ws?token={}'", token(user));
     }
     let handle = server.handle();
     tokio::spawn(async move {

@@ -39,7 +39,7 @@ fn main() -> io::Result<()> {
     let addr = listener.local_addr()?;
     println!("listening on ws://{addr}/ws");
     println!(
-        "try: websocat -v 'ws://{addr}/ws?token={}'",
+        "try: websocat 'ws://{addr}/ws?token={}'",
         token(SECRET, "alice")
     );
     run(listener, SECRET)
