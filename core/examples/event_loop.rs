@@ -227,6 +227,7 @@ impl Sockets {
         }
         let now = std::time::Instant::now();
         self.closing.retain_mut(|(ws, deadline)| loop {
+            let _ = ws.flush(); // the frames left and the close frame
             match ws.read() {
                 Ok(_) => continue, // read and discard until the peer's close
                 Err(Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break now < *deadline,

@@ -1,5 +1,5 @@
 //! The examples, run: each one serves on 127.0.0.1 and a real WebSocket client goes through
-//! one round trip (auth, subscribe, publish).
+//! one round trip (auth, subscribe, publish), a replacement (4001) and a refusal (401).
 
 use std::net::TcpListener;
 
@@ -32,7 +32,8 @@ fn event_loop_round_trip() {
     std::thread::spawn(move || event_loop::run(listener, event_loop::SECRET));
 
     let token = event_loop::token(event_loop::SECRET, "alice");
-    let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")).unwrap();
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/ws?token={token}&device=laptop")).unwrap();
     if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
         tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
@@ -59,6 +60,19 @@ fn event_loop_round_trip() {
     assert_eq!(got[1].0, "message");
     assert_eq!(got[1].1["data"]["text"], "hi");
     assert_eq!(got[1].1["metadata"]["senderId"], "alice");
+
+    // A second connection of the same device replaces the first: close 4001 (the core's
+    // decision, written by the example's transport).
+    let url = format!("ws://{addr}/ws?token={token}&device=laptop");
+    let (mut newer, _) = tungstenite::connect(url).unwrap();
+    assert_eq!(next_type(&mut newer).0, "auth_success");
+    let code = loop {
+        match ws.read().expect("the close frame") {
+            Message::Close(frame) => break frame.map(|f| u16::from(f.code)),
+            _ => continue,
+        }
+    };
+    assert_eq!(code, Some(4001));
 
     // A refused upgrade is answered with the core's status: a bad token is 401.
     let refused = tungstenite::connect(format!("ws://{addr}/ws?token=nope")).unwrap_err();
