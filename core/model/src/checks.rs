@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_core::{Action, ConnId, Instant, SessionPolicy};
 
+use crate::harness::Harness;
 use crate::ops::*;
 use crate::reference::{naive_match, presence_topic};
-use crate::{Harness, Op};
 
 pub(crate) fn payload_type(payload: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(payload).expect("server messages are JSON");
