@@ -6,7 +6,7 @@
 //! 1,000 cases per run; set `SWITCHBOARD_MODEL_CASES` for more.
 
 use proptest::prelude::*;
-use switchboard_model::strategy::{op, setup};
+use switchboard_model::strategy::{ops, setup};
 
 fn cases() -> u32 {
     std::env::var("SWITCHBOARD_MODEL_CASES")
@@ -19,7 +19,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn core_agrees_with_the_reference_model(setup in setup(), ops in proptest::collection::vec(op(), 1..80)) {
+    fn core_agrees_with_the_reference_model(setup in setup(), ops in ops()) {
         switchboard_model::run(&setup, &ops);
     }
 }

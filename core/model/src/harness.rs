@@ -6,11 +6,14 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use switchboard_core::auth::{sign_hs256, Claims, Hs256Verifier};
 use switchboard_core::{
-    Action, CloseCode, Commands, Config, ConnId, Frame, Handshake, Instant, Now, Switchboard,
+    Action, CloseCode, Commands, Config, ConnId, DisconnectError, Frame, Handshake, Instant, Now,
+    OpenError, Switchboard, Violation,
 };
 
 use crate::ops::*;
-use crate::reference::{presence_topic, Bucket, Model, ModelConn};
+use crate::reference::{
+    presence_topic, valid_app_code, valid_pattern, valid_topic, Bucket, Model, ModelConn,
+};
 
 pub(crate) struct Harness {
     pub(crate) sb: Switchboard,
@@ -46,6 +49,8 @@ pub(crate) struct Expect {
     pub(crate) pushes: Option<BTreeSet<ConnId>>,
     /// The recipients of a publish, if the step publishes.
     pub(crate) messages: Option<BTreeSet<ConnId>>,
+    /// Whether this step owes `Stop` (the drain deadline has come).
+    pub(crate) stop: bool,
 }
 
 impl Harness {
@@ -57,7 +62,8 @@ impl Harness {
     }
 
     /// Mints `tok` now: the token, and when it expires on the steps' clock (`exp` +
-    /// `jwt_leeway`, in ms), or `None` if it has expired already.
+    /// `jwt_leeway`, in ms), or `None` if the core must refuse it (expired already, or signed
+    /// with another secret).
     fn mint(&self, tok: &Tok) -> (String, Option<u64>) {
         let wall_ms = WALL0 + self.model.now_ms;
         let exp = match tok.exp {
@@ -72,8 +78,10 @@ impl Harness {
             info: None,
         };
         let expires_wall_ms = exp * 1000 + self.model.leeway_ms;
-        let expires = (expires_wall_ms > wall_ms).then(|| expires_wall_ms - WALL0);
-        (sign_hs256(SECRET, &claims), expires)
+        let expires =
+            (expires_wall_ms > wall_ms && !tok.bad_signature).then(|| expires_wall_ms - WALL0);
+        let secret: &[u8] = if tok.bad_signature { b"wrong" } else { SECRET };
+        (sign_hs256(secret, &claims), expires)
     }
 
     /// A data frame reaches `id` now: a sign of life, and one token from its bucket. `false`
@@ -187,7 +195,7 @@ impl Harness {
                 handshake_device,
             } => {
                 let minted = token.as_ref().map(|t| self.mint(t));
-                let expired = matches!(minted, Some((_, None)));
+                let refused = matches!(minted, Some((_, None)));
                 let handshake = Handshake {
                     token: minted.as_ref().map(|(t, _)| t.clone()),
                     device: handshake_device.map(|d| DEVICES[d].to_owned()),
@@ -196,47 +204,52 @@ impl Harness {
                 let addr = core::net::IpAddr::from([10, 0, 0, ip]);
                 let at_limit =
                     self.model.conns.values().filter(|c| c.ip == ip).count() >= MAX_PER_IP;
-                match self.sb.open(now, addr, handshake) {
-                    Ok(id) => {
-                        assert!(!at_limit, "open past the per-IP limit was accepted");
-                        assert!(!expired, "open with an expired token was accepted");
-                        assert!(
-                            !self.model.conns.contains_key(&id),
-                            "id {id} reused while live"
-                        );
-                        assert!(
-                            !self.dead.contains(&id),
-                            "id {id} of a dead connection reused"
-                        );
-                        self.ids.push(id);
-                        self.model.conns.insert(
-                            id,
-                            ModelConn {
-                                ip,
-                                handshake_device: handshake_device.map(|d| DEVICES[d].to_owned()),
-                                opened_ms: self.model.now_ms,
-                                last_seen_ms: self.model.now_ms,
-                                next_ping_ms: self.model.now_ms + PING_MS,
-                                session: None,
-                                subs: BTreeSet::new(),
-                                bucket: Bucket::full(self.model.now_ms, self.model.burst),
-                            },
-                        );
-                        if let (Some(tok), Some((_, Some(expires)))) = (token, minted) {
-                            let device = handshake_device
-                                .or(tok.device)
-                                .map(|d| DEVICES[d].to_owned());
-                            let (user, topics) = (USERS[tok.user], claim(tok.topics));
-                            for r in self.model.authenticate(id, user, device, expires, topics) {
-                                self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
-                            }
-                            self.reply(id, "auth_success");
+                let result = self.sb.open(now, addr, handshake);
+                if self.model.draining.is_some() {
+                    assert!(
+                        matches!(result, Err(OpenError::Draining)),
+                        "{op:?}: {result:?}"
+                    );
+                } else if at_limit {
+                    let refused = matches!(result, Err(OpenError::TooManyFromIp));
+                    assert!(refused, "{op:?}: past the per-IP limit: {result:?}");
+                } else if refused {
+                    let refused = matches!(result, Err(OpenError::InvalidToken(_)));
+                    assert!(refused, "{op:?}: an invalid token: {result:?}");
+                } else {
+                    let id = result.expect("open below the per-IP limit, with a valid token");
+                    assert!(
+                        !self.model.conns.contains_key(&id),
+                        "id {id} reused while live"
+                    );
+                    assert!(
+                        !self.dead.contains(&id),
+                        "id {id} of a dead connection reused"
+                    );
+                    self.ids.push(id);
+                    self.model.conns.insert(
+                        id,
+                        ModelConn {
+                            ip,
+                            handshake_device: handshake_device.map(|d| DEVICES[d].to_owned()),
+                            opened_ms: self.model.now_ms,
+                            last_seen_ms: self.model.now_ms,
+                            next_ping_ms: self.model.now_ms + PING_MS,
+                            session: None,
+                            subs: BTreeSet::new(),
+                            bucket: Bucket::full(self.model.now_ms, self.model.burst),
+                        },
+                    );
+                    if let (Some(tok), Some((_, Some(expires)))) = (token, minted) {
+                        let device = handshake_device
+                            .or(tok.device)
+                            .map(|d| DEVICES[d].to_owned());
+                        let (user, topics) = (USERS[tok.user], claim(tok.topics));
+                        for r in self.model.authenticate(id, user, device, expires, topics) {
+                            self.expect.closed.insert(r, CloseCode::SESSION_REPLACED);
                         }
+                        self.reply(id, "auth_success");
                     }
-                    Err(e) => assert!(
-                        at_limit || expired,
-                        "open refused below the per-IP limit, with a valid token: {e}"
-                    ),
                 }
             }
             Op::Auth {
@@ -277,6 +290,7 @@ impl Harness {
                     let c = self.model.conns.get_mut(&id).unwrap();
                     let reply = match &c.session {
                         None => "error 401",
+                        Some(_) if !valid_pattern(pattern) => "error 400",
                         // Outside the token's `topics`: refused, and nothing subscribed.
                         Some(s) if !s.may_subscribe(pattern) => "error 403",
                         Some(_) if c.subs.len() >= MAX_SUBS && !c.subs.contains(pattern) => {
@@ -306,6 +320,7 @@ impl Harness {
                     let c = self.model.conns.get_mut(&id).unwrap();
                     let reply = match &c.session {
                         None => "error 401",
+                        Some(_) if !valid_pattern(pattern) => "error 400",
                         Some(_) if !c.subs.remove(pattern) => "error 404",
                         Some(_) => "unsubscribed",
                     };
@@ -314,30 +329,53 @@ impl Harness {
                 let msg = serde_json::json!({"type": "unsubscribe", "topic": pattern});
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
-            Op::Publish { conn, topic } => {
+            Op::Publish {
+                conn,
+                topic,
+                with_id,
+            } => {
                 let Some(id) = self.pick(conn) else { return };
                 let topic = TOPICS[topic];
                 let mut recipients = BTreeSet::new();
                 if self.inbound(id) {
                     match &self.model.conns[&id].session {
                         None => self.reply(id, "error 401"),
+                        Some(_) if !valid_topic(topic) => self.reply(id, "error 400"),
+                        // Presence topics are the core's own.
+                        Some(_) if topic.starts_with("presence.") => self.reply(id, "error 403"),
                         Some(s) if !s.may_publish(topic) => self.reply(id, "error 403"),
-                        Some(_) => recipients = self.model.subscribers(topic),
+                        Some(_) => {
+                            if with_id {
+                                self.reply(id, "ack");
+                            }
+                            recipients = self.model.subscribers(topic);
+                        }
                     }
                 }
                 self.expect.messages = Some(recipients);
-                let msg = serde_json::json!({"type": "message", "topic": topic, "data": {"n": 1}});
+                let mut msg =
+                    serde_json::json!({"type": "message", "topic": topic, "data": {"n": 1}});
+                if with_id {
+                    msg["id"] = "p".into();
+                }
                 self.sb.handle_frame(now, id, Frame::Text(&msg.to_string()));
             }
             Op::AppPublish { topic } => {
-                let expected = self.model.subscribers(TOPICS[topic]);
+                let topic = TOPICS[topic];
+                let valid = valid_topic(topic) && !topic.starts_with("presence.");
+                let expected = if valid {
+                    self.model.subscribers(topic)
+                } else {
+                    BTreeSet::new()
+                };
                 let data = RawValue::from_string("[1,2]".into()).unwrap();
-                let n = self
-                    .sb
-                    .publish(now, TOPICS[topic], &data, None)
-                    .unwrap()
-                    .delivered;
-                assert_eq!(n, expected.len(), "publish count");
+                match self.sb.publish(now, topic, &data, None) {
+                    Ok(n) => {
+                        assert!(valid, "{op:?}: publish to {topic} accepted");
+                        assert_eq!(n.delivered, expected.len(), "{op:?}: publish count");
+                    }
+                    Err(e) => assert!(!valid, "{op:?}: publish to {topic} refused: {e}"),
+                }
                 self.expect.messages = Some(expected);
             }
             Op::ClientPing { conn } => {
@@ -377,6 +415,9 @@ impl Harness {
                     }
                 };
                 let t = self.model.now_ms;
+                let due = self.model.draining.is_some_and(|d| d <= t) && !self.model.stopped;
+                self.expect.stop = due;
+                self.model.stopped |= due;
                 for (id, c) in &self.model.conns {
                     // Due together, eviction comes first; then the auth timeout or the token's
                     // expiry, never before its instant.
@@ -420,24 +461,84 @@ impl Harness {
             | Op::SendToUser { .. }
             | Op::SendToUsers { .. }
             | Op::Broadcast => self.app_send(op),
-            Op::DisconnectUser { user } => {
-                for id in self.model.user_conns(USERS[user]) {
-                    self.model.leave(id);
-                    self.expect.closed.insert(id, CloseCode(4000));
-                }
-                let n = self
+            Op::DisconnectUser { user, device, code } => {
+                let (user, device) = (USERS[user], device.map(|d| DEVICES[d]));
+                let result = self
                     .sb
-                    .disconnect_user(now, USERS[user], None, CloseCode(4000), "bye")
-                    .unwrap();
-                assert_eq!(n, self.expect.closed.len());
+                    .disconnect_user(now, user, device, CloseCode(code), "bye");
+                if valid_app_code(code) {
+                    let model = &self.model;
+                    let on_device = |id: &ConnId| {
+                        let session = model.conns[id].session.as_ref();
+                        device.is_none() || session.unwrap().device.as_deref() == device
+                    };
+                    let targets: Vec<ConnId> = model
+                        .user_conns(user)
+                        .into_iter()
+                        .filter(on_device)
+                        .collect();
+                    for &id in &targets {
+                        self.model.leave(id);
+                        self.expect.closed.insert(id, CloseCode(code));
+                    }
+                    assert_eq!(result, Ok(targets.len()), "{op:?}");
+                } else {
+                    assert_eq!(result, Err(DisconnectError::InvalidCode(code)), "{op:?}");
+                }
+            }
+            Op::DisconnectConnection { conn, code } => {
+                let Some(id) = self.pick(conn) else { return };
+                let live = self.model.conns.contains_key(&id);
+                let result = self
+                    .sb
+                    .disconnect_connection(now, id, CloseCode(code), "bye");
+                match result {
+                    Ok(()) => {
+                        assert!(valid_app_code(code) && live, "{op:?}: accepted");
+                        self.model.leave(id);
+                        self.expect.closed.insert(id, CloseCode(code));
+                    }
+                    Err(DisconnectError::InvalidCode(c)) => {
+                        assert!(!valid_app_code(code) && c == code, "{op:?}: {result:?}")
+                    }
+                    Err(DisconnectError::Gone(_)) => {
+                        assert!(valid_app_code(code) && !live, "{op:?}: {result:?}")
+                    }
+                    Err(other) => panic!("{op:?}: an unknown refusal {other:?}"),
+                }
             }
             Op::Backlog { conn, over } => {
                 let Some(id) = self.pick(conn) else { return };
-                let queued = if over { 1024 * 1024 + 1 } else { 1024 * 1024 };
+                let queued = MAX_OUTBOUND + usize::from(over);
                 if over && self.model.leave(id).is_some() {
                     self.expect.closed.insert(id, CloseCode::SLOW_CONSUMER);
                 }
                 self.sb.handle_backlog(now, id, queued);
+            }
+            Op::Violation { conn, invalid_utf8 } => {
+                let Some(id) = self.pick(conn) else { return };
+                let (violation, code) = if invalid_utf8 {
+                    (Violation::InvalidUtf8, CloseCode::INVALID_PAYLOAD)
+                } else {
+                    (Violation::MessageTooBig, CloseCode::TOO_BIG)
+                };
+                if self.model.leave(id).is_some() {
+                    self.expect.closed.insert(id, code);
+                }
+                self.sb.handle_violation(now, id, violation);
+            }
+            Op::Shutdown { drain_ms } => {
+                if self.model.draining.is_none() {
+                    self.model.draining = Some(self.model.now_ms + drain_ms);
+                    for id in self.model.conns.keys().copied().collect::<Vec<_>>() {
+                        self.model.leave(id);
+                        self.expect.closed.insert(id, CloseCode::GOING_AWAY);
+                    }
+                }
+                // A second shutdown, with the same deadline: changes nothing.
+                let deadline = Instant::from_millis(self.model.draining.expect("draining"));
+                self.sb.shutdown(now, deadline);
+                assert!(self.sb.is_draining(), "{op:?}: not draining");
             }
         }
         let actions = self.drain();
@@ -457,6 +558,7 @@ pub fn run(setup: &Setup, ops: &[Op]) {
     config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
     config.max_connections_per_ip = MAX_PER_IP as u32;
     config.max_subscriptions = MAX_SUBS;
+    config.max_outbound_bytes = MAX_OUTBOUND;
     config.max_messages_per_sec = setup.rate;
     config.message_burst = setup.burst;
     config.jwt_leeway = Duration::from_millis(setup.leeway_ms);
@@ -469,9 +571,11 @@ pub fn run(setup: &Setup, ops: &[Op]) {
         conns: BTreeMap::new(),
         auth_seq: 0,
         presence_log: Vec::new(),
+        draining: None,
+        stopped: false,
     };
     let mut h = Harness {
-        sb: Switchboard::new(config, Hs256Verifier::new(SECRET), 1),
+        sb: Switchboard::new(config, Hs256Verifier::new(SECRET), setup.hash_seed),
         model,
         ids: Vec::new(),
         dead: BTreeSet::new(),

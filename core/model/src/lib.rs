@@ -16,8 +16,14 @@
 //! - presence pushes: one per change of a user's count, to each subscriber of its presence
 //!   topic, and one snapshot on subscribing to a concrete presence topic.
 //!
+//! Also, as the fuzz target did before it moved here: the wire format of every server message
+//! (`wire`: its type, fields and `timestamp`, the step's wall clock), that the core closes only
+//! with PROTOCOL.md's codes, the application's closes and their refusals, transport violations,
+//! and graceful shutdown (1001 for all, opens refused, `Stop` once, at the drain deadline).
+//!
 //! `ops` has the settings and the ops, `reference` the model, `checks` the checks, `harness`
-//! the driver; `strategy` (feature `proptest`) the random ops, kept out of the fuzz build.
+//! the driver, `wire` the wire format's oracles; `strategy` (feature `proptest`) the random
+//! ops, kept out of the fuzz build.
 
 mod checks;
 mod harness;
@@ -25,5 +31,6 @@ pub mod ops;
 mod reference;
 #[cfg(feature = "proptest")]
 pub mod strategy;
+pub mod wire;
 
 pub use harness::run;

@@ -9,9 +9,12 @@ pub const PONG_TIMEOUT_MS: u64 = 2_500;
 pub const AUTH_TIMEOUT_MS: u64 = 1_500;
 pub const MAX_PER_IP: usize = 3;
 pub const MAX_SUBS: usize = 3;
+/// `max_outbound_bytes`: a backlog over it closes with 4009.
+pub const MAX_OUTBOUND: usize = 64 * 1024;
 pub const USERS: [&str; 3] = ["u0", "u1", "u2@x.y"];
-pub const DEVICES: [&str; 2] = ["d0", "d1"];
-pub const PATTERNS: [&str; 8] = [
+pub const DEVICES: [&str; 3] = ["d0", "d1", "d:2"];
+/// Subscription patterns; the last two are malformed (`error` 400).
+pub const PATTERNS: [&str; 11] = [
     "a.b",
     "a.*",
     "a.**",
@@ -20,17 +23,24 @@ pub const PATTERNS: [&str; 8] = [
     "presence.u0",
     "presence.*",
     "presence.u2@x%2Ey",
+    "x.b",
+    "a..b",
+    "**.a",
 ];
 /// `topics` claims tokens carry (`None`: any topic).
-pub const CLAIMS: [Option<&[&str]>; 6] = [
+pub const CLAIMS: [Option<&[&str]>; 7] = [
     None,
     Some(&["a.*"]),
     Some(&["a.**", "presence.*"]),
     Some(&["*.b", "presence.u0"]),
     Some(&["x.b", "presence.u2@x%2Ey", "a.b.*"]),
     Some(&[]),
+    Some(&["a.*", "presence.**"]),
 ];
-pub const TOPICS: [&str; 4] = ["a.b", "a.c", "x.b", "a.b.c"];
+/// Topics published to: a presence topic is reserved (403), a wildcard is no topic (400).
+pub const TOPICS: [&str; 7] = ["a.b", "a.c", "x.b", "a.b.c", "presence.u0", "a.*", "a"];
+/// Close codes the application may try; 1000, 1008 and 4000..=4999 are valid.
+pub const APP_CODES: [u16; 8] = [1000, 1008, 4000, 4999, 4001, 1001, 999, 5000];
 
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -52,9 +62,11 @@ pub enum Op {
         conn: usize,
         pattern: usize,
     },
+    /// A client publish; `with_id`: with an `id`, which an `ack` echoes.
     Publish {
         conn: usize,
         topic: usize,
+        with_id: bool,
     },
     AppPublish {
         topic: usize,
@@ -97,12 +109,30 @@ pub enum Op {
         users: Vec<usize>,
     },
     Broadcast,
+    /// The application closes a user's connections (on one device, or all) with `code`.
     DisconnectUser {
         user: usize,
+        device: Option<usize>,
+        code: u16,
+    },
+    /// The application closes one connection with `code`.
+    DisconnectConnection {
+        conn: usize,
+        code: u16,
     },
     Backlog {
         conn: usize,
         over: bool,
+    },
+    /// The transport saw invalid UTF-8 (1007) or a message too big (1009).
+    Violation {
+        conn: usize,
+        invalid_utf8: bool,
+    },
+    /// Graceful shutdown: every connection closes with 1001 at once, `Stop` is owed at
+    /// `drain_ms` from now (the first shutdown's; a later one changes nothing).
+    Shutdown {
+        drain_ms: u64,
     },
 }
 
@@ -114,6 +144,8 @@ pub struct Tok {
     pub exp: Exp,
     /// Its `topics` claim: an index into [`CLAIMS`].
     pub topics: usize,
+    /// Signed with another secret: refused like an expired one.
+    pub bad_signature: bool,
 }
 
 /// A token's `exp`.
@@ -135,4 +167,6 @@ pub struct Setup {
     /// `max_messages_per_sec` (0: no limit) and `message_burst`.
     pub rate: u32,
     pub burst: u32,
+    /// The `Switchboard`'s hash seed.
+    pub hash_seed: u64,
 }
