@@ -48,6 +48,10 @@ impl Encoder {
     pub fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
+    /// An `i16`.
+    pub fn i16(&mut self, v: i16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     /// An `i64`.
     pub fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
@@ -81,6 +85,11 @@ impl Encode for u32 {
 impl Encode for u64 {
     fn encode(&self, e: &mut Encoder) {
         e.u64(*self)
+    }
+}
+impl Encode for i16 {
+    fn encode(&self, e: &mut Encoder) {
+        e.i16(*self)
     }
 }
 impl Encode for i64 {

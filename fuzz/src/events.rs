@@ -1,96 +1,26 @@
 //! `event_sequences`: arbitrary sequences of transport events, client messages, time steps and
-//! application commands against one `Switchboard`, with SPEC.md's invariants checked after
-//! every step from outside the core (stats and queries against what the actions said).
-
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
-use std::time::Duration;
+//! application commands against one `Switchboard`, run through the reference model of
+//! `switchboard-model` (`core/model/`, the one the proptest model test runs): every invariant
+//! is checked after every step, and every reply, close, ping, publish, push and presence push
+//! is predicted exactly. The fuzzer's bytes decode into the small types here (`arbitrary`),
+//! which map onto the model's ops.
 
 use arbitrary::Arbitrary;
-use serde_json::value::RawValue;
-use serde_json::{json, Value};
-use switchboard_core::auth::{sign_hs256, Claims, Hs256Verifier};
-use switchboard_core::{
-    Action, CloseCode, Config, ConnId, DisconnectError, Frame, Handshake, Instant, Now, OpenError,
-    SessionPolicy, Switchboard, Violation,
-};
+use switchboard_core::SessionPolicy;
+use switchboard_model::ops::{self as model, Exp, Setup, Tok, APP_CODES, CLAIMS, DEVICES};
+use switchboard_model::ops::{PATTERNS, TOPICS, USERS};
 
-use crate::check::{expected_timestamp, is_protocol_close_code, naive_match, server_message};
 use crate::enc::{pick, Encode, Encoder};
-
-const SECRET: &[u8] = b"events-secret";
-const WALL0: u64 = 1_795_428_000_000;
-const PING_MS: u64 = 1_000;
-const PONG_TIMEOUT_MS: u64 = 2_500;
-const AUTH_TIMEOUT_MS: u64 = 1_500;
-const MAX_PER_IP: usize = 3;
-const MAX_OUTBOUND: usize = 64 * 1024;
-const USERS: [&str; 3] = ["u0", "u1", "u2@x.y"];
-const DEVICES: [&str; 3] = ["d0", "d1", "d:2"];
-const PATTERNS: [&str; 11] = [
-    "a.b",
-    "a.*",
-    "a.**",
-    "*.b",
-    "**",
-    "presence.u0",
-    "presence.*",
-    "presence.u2@x%2Ey",
-    "x.b",
-    "a..b",
-    "**.a",
-];
-const TOPICS: [&str; 7] = ["a.b", "a.c", "x.b", "a.b.c", "presence.u0", "a.*", "a"];
-/// The `topics` claim of restricted tokens.
-const RESTRICTED: [&str; 2] = ["a.*", "presence.**"];
-/// Close codes the application may try; 1000, 1008 and 4000..=4999 are valid.
-const APP_CODES: [u16; 8] = [1000, 1008, 4000, 4999, 4001, 1001, 999, 5000];
 
 /// A token presented at the handshake or in an `auth` message.
 #[derive(Arbitrary, Clone, Debug, PartialEq)]
 pub struct Token {
     pub user: u8,
     pub device: Option<u8>,
-    /// 0..=3 valid for an hour, 4 valid for 2 s, 5 expired, 6 restricted topics, 7 bad signature.
+    /// By `kind % 8`: 0..=3 valid for good, 4 expiring in 2 s, 5 expired, 6 restricted topics
+    /// (`a.*`, `presence.**`), 7 a bad signature; `kind / 8` picks the `topics` claim of the
+    /// others (0: none).
     pub kind: u8,
-}
-
-impl Token {
-    fn kind(&self) -> u8 {
-        self.kind % 8
-    }
-    fn user(&self) -> &'static str {
-        pick(&USERS, self.user)
-    }
-    fn device(&self) -> Option<&'static str> {
-        self.device.map(|d| pick(&DEVICES, d))
-    }
-    /// Whether the core must accept it at wall-clock `wall`.
-    fn valid(&self) -> bool {
-        !matches!(self.kind(), 5 | 7)
-    }
-    /// Its `exp` in Unix milliseconds.
-    fn exp_millis(&self, wall: u64) -> u64 {
-        self.exp(wall) * 1000
-    }
-    fn exp(&self, wall: u64) -> u64 {
-        match self.kind() {
-            4 => wall / 1000 + 2,
-            5 => wall / 1000 - 1,
-            _ => wall / 1000 + 3600,
-        }
-    }
-    fn render(&self, wall: u64) -> String {
-        let claims = Claims {
-            sub: self.user().to_owned(),
-            exp: self.exp(wall),
-            device: self.device().map(str::to_owned),
-            topics: (self.kind() == 6).then(|| RESTRICTED.map(str::to_owned).to_vec()),
-            info: None,
-        };
-        let secret: &[u8] = if self.kind() == 7 { b"wrong" } else { SECRET };
-        sign_hs256(secret, &claims)
-    }
 }
 
 /// One step.
@@ -136,7 +66,7 @@ pub enum Op {
         conn: u8,
         invalid_utf8: bool,
     },
-    /// 0..=5 s pass, then `handle_timeout`.
+    /// `ms % 5001` ms pass, then `handle_timeout`.
     Advance {
         ms: u16,
     },
@@ -169,12 +99,22 @@ pub enum Op {
     Shutdown {
         drain_ms: u16,
     },
+    /// Time moves to the core's `poll_timeout`, `delta_ms % 301` off, then `handle_timeout`.
+    AdvanceToDeadline {
+        delta_ms: i16,
+    },
+    /// `1 + frames % 8` `{"type":"ping"}` frames at once.
+    Burst {
+        conn: u8,
+        frames: u8,
+    },
 }
 
 /// The whole input.
 #[derive(Arbitrary, Clone, Debug, PartialEq)]
 pub struct Input {
-    /// 0: single, 1: per-device, else multi with `max_per_user` 1 + policy % 3.
+    /// By `policy % 4`: 0 single, 1 per-device, else multi with `max_per_user` 1 to 3; by
+    /// `policy / 8 % 4`, a `jwt_leeway` of 0, 1, 700 or 1,500 ms.
     pub policy: u8,
     /// Inbound rate limit of 5 frames/s (burst 8) instead of none.
     pub rate_limited: bool,
@@ -183,6 +123,22 @@ pub struct Input {
 }
 
 impl Input {
+    /// The model's settings.
+    pub fn setup(&self) -> Setup {
+        Setup {
+            policy: self.policy(),
+            leeway_ms: [0, 1, 700, 1_500][usize::from(self.policy / 8 % 4)],
+            rate: if self.rate_limited { 5 } else { 0 },
+            burst: 8,
+            hash_seed: self.hash_seed,
+        }
+    }
+
+    /// The model's ops (at most 512).
+    pub fn ops(&self) -> Vec<model::Op> {
+        self.ops.iter().take(512).map(Op::to_model).collect()
+    }
+
     fn policy(&self) -> SessionPolicy {
         match self.policy % 4 {
             0 => SessionPolicy::Single,
@@ -194,787 +150,129 @@ impl Input {
     }
 }
 
-/// What the driver knows of a live connection (from its own inputs, not from the core).
-#[derive(Clone, Debug)]
-struct Tracked {
-    ip: IpAddr,
-    handshake_device: Option<&'static str>,
-    opened_ms: u64,
-    last_seen_ms: u64,
-    /// Token expiry (Unix ms) and `topics` restriction, once authenticated.
-    session: Option<(u64, bool)>,
-}
-
-/// What one step is expected to do to connections (where the driver can know it exactly).
-#[derive(Default)]
-struct Expect {
-    /// The exact closes and evictions, when known.
-    closes: Option<BTreeMap<ConnId, Option<CloseCode>>>,
-    /// Recipients of a topic publish (type `message`).
-    messages: Option<BTreeSet<ConnId>>,
-    /// Recipients of an application push (type `push`).
-    pushes: Option<BTreeSet<ConnId>>,
-    /// A connection whose frame this step is (it may be closed 4029 when rate limited).
-    sender: Option<ConnId>,
-    /// A newcomer that must be authenticated after this step, with its user and device.
-    authenticates: Option<(ConnId, &'static str, Option<&'static str>)>,
-}
-
-struct Harness {
-    sb: Switchboard,
-    policy: SessionPolicy,
-    rate_limited: bool,
-    now_ms: u64,
-    live: BTreeMap<ConnId, Tracked>,
-    dead: BTreeSet<ConnId>,
-    /// Every id ever returned by `open`, live or not: ops pick from these.
-    ids: Vec<ConnId>,
-    draining: Option<u64>,
-    stopped: bool,
-}
-
-impl Harness {
-    fn now(&self) -> Now {
-        Now::new(Instant::from_millis(self.now_ms), self.wall())
-    }
-    fn wall(&self) -> u64 {
-        WALL0 + self.now_ms
-    }
-    fn pick(&self, i: u8) -> Option<ConnId> {
-        (!self.ids.is_empty()).then(|| self.ids[usize::from(i) % self.ids.len()])
-    }
-    fn touch(&mut self, id: ConnId) {
-        let now = self.now_ms;
-        if let Some(c) = self.live.get_mut(&id) {
-            c.last_seen_ms = now;
+impl Token {
+    fn to_model(&self) -> Tok {
+        let kind = self.kind % 8;
+        Tok {
+            user: usize::from(self.user) % USERS.len(),
+            device: self.device.map(|d| usize::from(d) % DEVICES.len()),
+            exp: match kind {
+                4 => Exp::In(2),
+                5 => Exp::In(-1),
+                _ => Exp::Far,
+            },
+            topics: match kind {
+                // The last claim: `a.*`, `presence.**`.
+                6 => CLAIMS.len() - 1,
+                _ => usize::from(self.kind / 8) % CLAIMS.len(),
+            },
+            bad_signature: kind == 7,
         }
     }
-    fn authenticated(&self, id: ConnId) -> bool {
-        self.sb.connection(id).is_some_and(|c| c.is_authenticated())
-    }
-    fn subscribers(&self, topic: &str) -> BTreeSet<ConnId> {
-        self.live
-            .keys()
-            .filter(|&&id| {
-                let info = self.sb.connection(id).expect("live");
-                info.subscriptions().any(|p| naive_match(p, topic))
-            })
-            .copied()
-            .collect()
-    }
-    fn frame(&mut self, id: ConnId, text: &str) {
-        self.touch(id);
-        self.sb.handle_frame(self.now(), id, Frame::Text(text));
-    }
+}
 
-    /// The connections the session policy replaces when `user` authenticates on `device`.
-    fn replaced(&self, user: &str, device: Option<&str>) -> Vec<ConnId> {
-        let existing = self.sb.user_connections(user);
-        match self.policy {
-            SessionPolicy::Single => existing.to_vec(),
-            SessionPolicy::PerDevice => existing
-                .iter()
-                .copied()
-                .filter(|&c| {
-                    device.is_some() && self.sb.connection(c).expect("live").device() == device
-                })
-                .collect(),
-            SessionPolicy::Multi { max_per_user } => {
-                let excess = (existing.len() + 1).saturating_sub(max_per_user.max(1));
-                existing[..excess.min(existing.len())].to_vec()
-            }
-        }
-    }
-
-    fn expect_auth(&self, e: &mut Expect, id: ConnId, token: &Token, device: Option<&'static str>) {
-        let user = token.user();
-        let mut closes = BTreeMap::new();
-        for r in self.replaced(user, device) {
-            closes.insert(r, Some(CloseCode::SESSION_REPLACED));
-        }
-        e.closes = Some(closes);
-        e.authenticates = Some((id, user, device));
-    }
-
-    fn step(&mut self, op: &Op) {
-        let now = self.now();
-        let users_before: Vec<usize> = USERS
-            .iter()
-            .map(|u| self.sb.user_connections(u).len())
-            .collect();
-        let live_before: BTreeSet<ConnId> = self.live.keys().copied().collect();
-        let mut e = Expect::default();
-        let mut opened = None;
-        match op {
-            Op::Open { ip, token, device } => {
-                let ip = IpAddr::from([10, 0, 0, ip % 4]);
-                let device = device.map(|d| pick(&DEVICES, d));
-                let handshake = Handshake {
-                    token: token.as_ref().map(|t| t.render(self.wall())),
-                    device: device.map(str::to_owned),
-                    ..Handshake::default()
-                };
-                // Device precedence at the handshake: its `device`, then the token's.
-                let session = token.as_ref().map(|t| (t.user(), device.or(t.device())));
-                let replaced = session.map(|(user, dev)| self.replaced(user, dev));
-                let from_ip = self.live.values().filter(|c| c.ip == ip).count();
-                let result = self.sb.open(now, ip, handshake);
-                let mut closes = BTreeMap::new();
-                if self.draining.is_some() {
-                    assert!(matches!(result, Err(OpenError::Draining)), "{result:?}");
-                } else if from_ip >= MAX_PER_IP {
-                    assert!(
-                        matches!(result, Err(OpenError::TooManyFromIp)),
-                        "{result:?}"
-                    );
-                } else if token.as_ref().is_some_and(|t| !t.valid()) {
-                    assert!(
-                        matches!(result, Err(OpenError::InvalidToken(_))),
-                        "{result:?}"
-                    );
-                } else {
-                    let id = result.expect("open must succeed");
-                    assert!(
-                        !self.dead.contains(&id),
-                        "id {id} of a dead connection reused"
-                    );
-                    assert!(!self.live.contains_key(&id), "id {id} reused while live");
-                    opened = Some(id);
-                    self.ids.push(id);
-                    for r in replaced.into_iter().flatten() {
-                        closes.insert(r, Some(CloseCode::SESSION_REPLACED));
-                    }
-                    if let Some((user, dev)) = session {
-                        e.authenticates = Some((id, user, dev));
-                    }
-                    self.live.insert(
-                        id,
-                        Tracked {
-                            ip,
-                            handshake_device: device,
-                            opened_ms: self.now_ms,
-                            last_seen_ms: self.now_ms,
-                            session: token
-                                .as_ref()
-                                .map(|t| (t.exp_millis(self.wall()), t.kind() == 6)),
-                        },
-                    );
-                }
-                e.closes = Some(closes);
-            }
+impl Op {
+    fn to_model(&self) -> model::Op {
+        let device = |d: u8| usize::from(d) % DEVICES.len();
+        let user = |u: u8| usize::from(u) % USERS.len();
+        let conn = |c: u8| usize::from(c);
+        let code = |c: u8| pick(&APP_CODES, c);
+        match *self {
+            Op::Open {
+                ip,
+                ref token,
+                device: d,
+            } => model::Op::Open {
+                ip: ip % 4,
+                token: token.as_ref().map(Token::to_model),
+                handshake_device: d.map(device),
+            },
             Op::Auth {
-                conn,
-                token,
-                device,
-            } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let device = device.map(|d| pick(&DEVICES, d));
-                let mut msg = json!({"type": "auth", "token": token.render(self.wall())});
-                if let Some(d) = device {
-                    msg["deviceId"] = d.into();
-                }
-                e.sender = Some(id);
-                e.closes = Some(BTreeMap::new());
-                if let Some(c) = self.live.get(&id) {
-                    if c.session.is_none() && token.valid() {
-                        let dev = device.or(c.handshake_device).or(token.device());
-                        self.expect_auth(&mut e, id, token, dev);
-                    }
-                }
-                self.frame(id, &msg.to_string());
-            }
-            Op::Subscribe { conn, pattern } | Op::Unsubscribe { conn, pattern } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let ty = if matches!(op, Op::Subscribe { .. }) {
-                    "subscribe"
-                } else {
-                    "unsubscribe"
-                };
-                e.sender = Some(id);
-                e.closes = Some(BTreeMap::new());
-                e.messages = Some(BTreeSet::new());
-                let msg = json!({"type": ty, "topic": pick(&PATTERNS, *pattern)});
-                self.frame(id, &msg.to_string());
-            }
+                conn: c,
+                ref token,
+                device: d,
+            } => model::Op::Auth {
+                conn: conn(c),
+                token: token.to_model(),
+                message_device: d.map(device),
+            },
+            Op::Subscribe { conn: c, pattern } => model::Op::Subscribe {
+                conn: conn(c),
+                pattern: usize::from(pattern) % PATTERNS.len(),
+            },
+            Op::Unsubscribe { conn: c, pattern } => model::Op::Unsubscribe {
+                conn: conn(c),
+                pattern: usize::from(pattern) % PATTERNS.len(),
+            },
             Op::Publish {
-                conn,
+                conn: c,
                 topic,
                 with_id,
-            } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let topic = pick(&TOPICS, *topic);
-                let allowed = match self.live.get(&id).and_then(|c| c.session) {
-                    None => false,
-                    Some((_, restricted)) => {
-                        !topic.contains('*')
-                            && !topic.starts_with("presence.")
-                            && (!restricted || RESTRICTED.iter().any(|p| naive_match(p, topic)))
-                    }
-                };
-                e.sender = Some(id);
-                e.closes = Some(BTreeMap::new());
-                e.messages = Some(if allowed {
-                    self.subscribers(topic)
-                } else {
-                    BTreeSet::new()
-                });
-                let mut msg = json!({"type": "message", "topic": topic, "data": {"n": 1}});
-                if *with_id {
-                    msg["id"] = "p".into();
-                }
-                self.frame(id, &msg.to_string());
-            }
-            Op::ClientPing { conn } => {
-                let Some(id) = self.pick(*conn) else { return };
-                e.sender = Some(id);
-                e.closes = Some(BTreeMap::new());
-                self.frame(id, r#"{"type":"ping"}"#);
-            }
-            Op::Pong { conn } => {
-                let Some(id) = self.pick(*conn) else { return };
-                e.closes = Some(BTreeMap::new());
-                self.touch(id);
-                self.sb.handle_pong(now, id);
-            }
-            Op::Closed { conn } => {
-                let Some(id) = self.pick(*conn) else { return };
-                e.closes = Some(BTreeMap::new());
-                if self.live.remove(&id).is_some() {
-                    self.dead.insert(id);
-                }
-                self.sb.handle_closed(now, id);
-            }
-            Op::Backlog { conn, over } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let mut closes = BTreeMap::new();
-                if *over && self.live.contains_key(&id) {
-                    closes.insert(id, Some(CloseCode::SLOW_CONSUMER));
-                }
-                e.closes = Some(closes);
-                let queued = MAX_OUTBOUND + usize::from(*over);
-                self.sb.handle_backlog(now, id, queued);
-            }
-            Op::Violation { conn, invalid_utf8 } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let (v, code) = if *invalid_utf8 {
-                    (Violation::InvalidUtf8, CloseCode::INVALID_PAYLOAD)
-                } else {
-                    (Violation::MessageTooBig, CloseCode::TOO_BIG)
-                };
-                let mut closes = BTreeMap::new();
-                if self.live.contains_key(&id) {
-                    closes.insert(id, Some(code));
-                }
-                e.closes = Some(closes);
-                self.sb.handle_violation(now, id, v);
-            }
-            Op::Advance { ms } => {
-                self.now_ms += u64::from(*ms % 5001);
-                let (t, wall) = (self.now_ms, self.wall());
-                let mut closes = BTreeMap::new();
-                for (id, c) in &self.live {
-                    if c.last_seen_ms + PONG_TIMEOUT_MS <= t {
-                        closes.insert(*id, None);
-                    } else {
-                        match c.session {
-                            None if c.opened_ms + AUTH_TIMEOUT_MS <= t => {
-                                closes.insert(*id, Some(CloseCode::AUTH_TIMEOUT));
-                            }
-                            Some((exp, _)) if exp <= wall => {
-                                closes.insert(*id, Some(CloseCode::TOKEN_EXPIRED));
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                e.closes = Some(closes);
-                let now = self.now();
-                self.sb.handle_timeout(now);
-                if let Some(next) = self.sb.poll_timeout() {
-                    assert!(
-                        next > now.instant,
-                        "poll_timeout {next:?} is not after the handled time {:?}",
-                        now.instant
-                    );
-                }
-            }
-            Op::SendToUser { user } => {
-                let user = pick(&USERS, *user);
-                let targets: BTreeSet<ConnId> =
-                    self.sb.user_connections(user).iter().copied().collect();
-                let n = self.sb.send_to_user(now, user, &data());
-                assert_eq!(n, targets.len(), "send_to_user count");
-                e.pushes = Some(targets);
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::SendToUsers { users } => {
-                let users: Vec<&str> = users.iter().map(|&u| pick(&USERS, u)).collect();
-                let targets: BTreeSet<ConnId> = users
-                    .iter()
-                    .flat_map(|u| self.sb.user_connections(u).iter().copied())
-                    .collect();
-                let n = self.sb.send_to_users(now, users.iter().copied(), &data());
-                assert_eq!(n, targets.len(), "send_to_users count");
-                e.pushes = Some(targets);
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::SendToDevice { user, device } => {
-                let (user, device) = (pick(&USERS, *user), pick(&DEVICES, *device));
-                let targets: BTreeSet<ConnId> = self
-                    .live
-                    .keys()
-                    .copied()
-                    .filter(|&id| {
-                        let info = self.sb.connection(id).expect("live");
-                        info.user() == Some(user) && info.device() == Some(device)
-                    })
-                    .collect();
-                let n = self.sb.send_to_device(now, user, device, &data());
-                assert_eq!(n, targets.len(), "send_to_device count");
-                e.pushes = Some(targets);
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::SendToConnection { conn } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let live = self.live.contains_key(&id);
-                let result = self.sb.send_to_connection(now, id, &data());
-                assert_eq!(result.is_ok(), live, "send_to_connection {id}: {result:?}");
-                e.pushes = Some(if live { [id].into() } else { BTreeSet::new() });
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::Broadcast => {
-                let targets: BTreeSet<ConnId> = self
-                    .live
-                    .keys()
-                    .copied()
-                    .filter(|&id| self.authenticated(id))
-                    .collect();
-                let n = self.sb.broadcast(now, &data());
-                assert_eq!(n, targets.len(), "broadcast count");
-                e.pushes = Some(targets);
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::AppPublish { topic } => {
-                let topic = pick(&TOPICS, *topic);
-                let valid = !topic.contains('*') && !topic.starts_with("presence.");
-                let expected = if valid {
-                    self.subscribers(topic)
-                } else {
-                    BTreeSet::new()
-                };
-                let result = self.sb.publish(now, topic, &data(), None);
-                match result {
-                    Ok(n) => {
-                        assert!(valid, "publish to {topic} accepted");
-                        assert_eq!(n.delivered, expected.len(), "publish count");
-                    }
-                    Err(err) => assert!(!valid, "publish to {topic} refused: {err}"),
-                }
-                e.messages = Some(expected);
-                e.closes = Some(BTreeMap::new());
-            }
-            Op::DisconnectUser { user, device, code } => {
-                let user = pick(&USERS, *user);
-                let device = device.map(|d| pick(&DEVICES, d));
-                let code = CloseCode(pick(&APP_CODES, *code));
-                let valid = matches!(code.0, 1000 | 1008 | 4000..=4999);
-                let targets: Vec<ConnId> = self
-                    .sb
-                    .user_connections(user)
-                    .iter()
-                    .copied()
-                    .filter(|&id| {
-                        device.is_none() || self.sb.connection(id).expect("live").device() == device
-                    })
-                    .collect();
-                let result = self.sb.disconnect_user(now, user, device, code, "bye");
-                let mut closes = BTreeMap::new();
-                if valid {
-                    assert_eq!(result, Ok(targets.len()), "disconnect_user");
-                    closes.extend(targets.iter().map(|&id| (id, Some(code))));
-                } else {
-                    assert_eq!(result, Err(DisconnectError::InvalidCode(code.0)));
-                }
-                e.closes = Some(closes);
-            }
-            Op::DisconnectConnection { conn, code } => {
-                let Some(id) = self.pick(*conn) else { return };
-                let code = CloseCode(pick(&APP_CODES, *code));
-                let valid = matches!(code.0, 1000 | 1008 | 4000..=4999);
-                let live = self.live.contains_key(&id);
-                let result = self.sb.disconnect_connection(now, id, code, "bye");
-                let mut closes = BTreeMap::new();
-                match result {
-                    Ok(()) => {
-                        assert!(valid && live, "disconnect_connection {id} {code} accepted");
-                        closes.insert(id, Some(code));
-                    }
-                    Err(DisconnectError::InvalidCode(c)) => assert!(!valid && c == code.0),
-                    Err(DisconnectError::Gone(_)) => assert!(valid && !live),
-                    Err(other) => panic!("disconnect_connection: unknown refusal {other:?}"),
-                }
-                e.closes = Some(closes);
-            }
-            Op::Shutdown { drain_ms } => {
-                let mut closes = BTreeMap::new();
-                if self.draining.is_none() {
-                    self.draining = Some(self.now_ms + u64::from(*drain_ms % 5001));
-                    closes.extend(
-                        self.live
-                            .keys()
-                            .map(|&id| (id, Some(CloseCode::GOING_AWAY))),
-                    );
-                }
-                let deadline = Instant::from_millis(self.draining.expect("set"));
-                self.sb.shutdown(now, deadline);
-                assert!(self.sb.is_draining());
-                e.closes = Some(closes);
-            }
-        }
-        let actions: Vec<Action> = std::iter::from_fn(|| self.sb.poll_action()).collect();
-        self.check_actions(op, &actions, &live_before, opened, e, &users_before);
-        if matches!(op, Op::Advance { .. }) {
-            let stop = actions.iter().filter(|a| **a == Action::Stop).count();
-            let due = self.draining.is_some_and(|d| self.now_ms >= d) && !self.stopped;
-            assert_eq!(
-                stop,
-                usize::from(due),
-                "Stop at the drain deadline: {actions:?}"
-            );
-            self.stopped |= due;
-        } else {
-            assert!(
-                !actions.contains(&Action::Stop),
-                "Stop outside handle_timeout"
-            );
-        }
-        self.check_indexes();
-    }
-
-    fn check_actions(
-        &mut self,
-        op: &Op,
-        actions: &[Action],
-        live_before: &BTreeSet<ConnId>,
-        opened: Option<ConnId>,
-        e: Expect,
-        users_before: &[usize],
-    ) {
-        let ts = expected_timestamp(self.wall());
-        let mut closes: BTreeMap<ConnId, Option<CloseCode>> = BTreeMap::new();
-        let mut messages: Vec<ConnId> = Vec::new();
-        let mut pushes: Vec<ConnId> = Vec::new();
-        let mut presence_pushes: Vec<(ConnId, String)> = Vec::new();
-        let mut presence_events: BTreeMap<String, Vec<(bool, usize)>> = BTreeMap::new();
-        for action in actions {
-            if let Some(id) = action.conn() {
-                assert!(
-                    !self.dead.contains(&id) && !closes.contains_key(&id),
-                    "{op:?}: {action:?} names {id}, which has left"
-                );
-                assert!(
-                    live_before.contains(&id) || opened == Some(id),
-                    "{op:?}: {action:?} names {id}, which was never live"
-                );
-            }
-            match action {
-                Action::Close { conn, code, .. } => {
-                    closes.insert(*conn, Some(*code));
-                }
-                Action::Evict { conn } => {
-                    closes.insert(*conn, None);
-                }
-                Action::Send { conn, payload } => {
-                    let m = server_message(payload, &ts);
-                    match m["type"].as_str() {
-                        Some("message") => messages.push(*conn),
-                        Some("push") => pushes.push(*conn),
-                        Some("presence") => {
-                            let user = m["userId"].as_str().unwrap_or_default().to_owned();
-                            presence_pushes.push((*conn, user));
-                        }
-                        _ => {}
-                    }
-                }
-                Action::Presence {
-                    user,
-                    online,
-                    connections,
-                } => {
-                    assert_eq!(*online, *connections > 0, "{op:?}: {action:?}");
-                    presence_events
-                        .entry(user.to_string())
-                        .or_default()
-                        .push((*online, *connections));
-                }
-                Action::Ping { .. } | Action::Stop => {}
-                other => panic!("{op:?}: an action the model does not know: {other:?}"),
-            }
-        }
-        // Closes: the codes the core may choose are PROTOCOL.md's; the application's are its own.
-        for (id, code) in &closes {
-            if let Some(code) = code {
-                let app = matches!(
-                    op,
-                    Op::DisconnectUser { .. } | Op::DisconnectConnection { .. }
-                );
-                assert!(
-                    is_protocol_close_code(*code) || app,
-                    "{op:?}: close of {id} with {code}"
-                );
-            }
-        }
-        let rate_limited = e.sender.is_some_and(|s| {
-            closes.get(&s) == Some(&Some(CloseCode::RATE_LIMITED)) && live_before.contains(&s)
-        });
-        if rate_limited {
-            assert!(
-                self.rate_limited,
-                "{op:?}: closed 4029 without a rate limit"
-            );
-            assert_eq!(
-                closes.len(),
-                1,
-                "{op:?}: a rate-limited frame did more: {actions:?}"
-            );
-            assert!(
-                messages.is_empty() && pushes.is_empty(),
-                "{op:?}: {actions:?}"
-            );
-        } else {
-            if let Some((id, user, device)) = e.authenticates {
-                let info = self.sb.connection(id).expect("the newcomer is live");
-                assert_eq!(info.user(), Some(user), "{op:?}: user of {id}");
-                assert_eq!(info.device(), device, "{op:?}: device of {id} (precedence)");
-                if let Op::Auth { token, .. } = op {
-                    if let Some(c) = self.live.get_mut(&id) {
-                        c.session =
-                            Some((token.exp_millis(WALL0 + self.now_ms), token.kind() == 6));
-                    }
-                }
-            } else if let (Op::Auth { .. }, Some(id)) = (op, e.sender) {
-                if let Some(c) = self.live.get(&id) {
-                    assert_eq!(
-                        c.session.is_some(),
-                        self.authenticated(id),
-                        "{op:?}: auth state of {id}"
-                    );
-                }
-            }
-            if let Some(expected) = &e.closes {
-                assert_eq!(
-                    &closes, expected,
-                    "{op:?}: closes and evictions: {actions:?}"
-                );
-            }
-            if let Some(expected) = e.messages {
-                let got: BTreeSet<ConnId> = messages.iter().copied().collect();
-                assert_eq!(
-                    got.len(),
-                    messages.len(),
-                    "{op:?}: a message delivered twice"
-                );
-                assert_eq!(got, expected, "{op:?}: publish recipients");
-            } else {
-                assert!(
-                    messages.is_empty(),
-                    "{op:?}: unexpected deliveries: {actions:?}"
-                );
-            }
-            if let Some(expected) = e.pushes {
-                let got: BTreeSet<ConnId> = pushes.iter().copied().collect();
-                assert_eq!(got.len(), pushes.len(), "{op:?}: a push delivered twice");
-                assert_eq!(got, expected, "{op:?}: push recipients");
-            } else {
-                assert!(pushes.is_empty(), "{op:?}: unexpected pushes: {actions:?}");
-            }
-        }
-        if let Op::Open { .. } = op {
-            if let Some(id) = opened {
-                let first = actions.iter().find(|a| a.conn() == Some(id));
-                if e.authenticates.is_some() {
-                    let Some(Action::Send { payload, .. }) = first else {
-                        panic!("{op:?}: no auth_success: {actions:?}")
-                    };
-                    let m = server_message(payload, &ts);
-                    assert_eq!(m["type"], "auth_success", "{op:?}");
-                    assert_eq!(m["connId"], Value::String(id.to_string()), "{op:?}");
-                } else {
-                    assert!(first.is_none(), "{op:?}: {actions:?}");
-                }
-            }
-        }
-        // The connections that left.
-        for id in closes.keys() {
-            self.live.remove(id);
-            self.dead.insert(*id);
-        }
-        // Presence: online exactly on 0 -> n, offline exactly on n -> 0, per user.
-        for (u, user) in USERS.iter().enumerate() {
-            let (before, after) = (users_before[u], self.sb.user_connections(user).len());
-            let expected: Vec<(bool, usize)> = match (before, after) {
-                (0, a) if a > 0 => vec![(true, a)],
-                (b, 0) if b > 0 => vec![(false, 0)],
-                _ => vec![],
-            };
-            let got = presence_events.remove(*user).unwrap_or_default();
-            assert_eq!(
-                got, expected,
-                "{op:?}: presence events of {user} ({before} -> {after})"
-            );
-            // Every surviving subscriber of the user's presence topic heard of a count change.
-            let snapshot = matches!(op, Op::Subscribe { .. });
-            if before != after && !snapshot && !matches!(op, Op::Shutdown { .. }) {
-                let topic = crate::check::presence_topic(user);
-                for id in self.subscribers(&topic) {
-                    assert!(
-                        presence_pushes.iter().any(|(c, u)| *c == id && u == user),
-                        "{op:?}: {id} missed presence of {user}: {actions:?}"
-                    );
-                }
-            }
-        }
-        assert!(
-            presence_events.is_empty(),
-            "{op:?}: presence of unknown users"
-        );
-    }
-
-    fn check_indexes(&self) {
-        let stats = self.sb.stats();
-        assert_eq!(
-            stats.connections,
-            self.live.len(),
-            "connection count: {stats:?}"
-        );
-        let mut authed = 0;
-        let mut subs = 0;
-        let mut patterns = BTreeSet::new();
-        let mut by_user: BTreeMap<&str, BTreeSet<ConnId>> = BTreeMap::new();
-        let mut by_device: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        for (&id, c) in &self.live {
-            let info = self.sb.connection(id).expect("a live connection is known");
-            assert_eq!(info.id(), id);
-            assert_eq!(info.ip(), c.ip);
-            assert_eq!(info.user(), self.sb.user_of(id));
-            assert_eq!(info.is_authenticated(), info.user().is_some());
-            assert_eq!(
-                info.is_authenticated(),
-                c.session.is_some(),
-                "auth state of {id}"
-            );
-            for p in info.subscriptions() {
-                subs += 1;
-                patterns.insert(p.to_owned());
-            }
-            if let Some(user) = info.user() {
-                authed += 1;
-                by_user.entry(user).or_default().insert(id);
-                if let Some(d) = info.device() {
-                    *by_device.entry((user, d)).or_default() += 1;
-                }
-            } else {
-                assert_eq!(
-                    info.subscriptions().count(),
-                    0,
-                    "pending {id} has subscriptions"
-                );
-            }
-        }
-        assert_eq!(
-            stats.authenticated, authed,
-            "authenticated count: {stats:?}"
-        );
-        assert_eq!(stats.subscriptions, subs, "subscription count: {stats:?}");
-        assert_eq!(
-            stats.topics,
-            patterns.len(),
-            "distinct pattern count: {stats:?}"
-        );
-        assert_eq!(stats.users, by_user.len(), "online users: {stats:?}");
-        assert_eq!(
-            self.sb.online_users().count(),
-            by_user.len(),
-            "online_users()"
-        );
-        for user in self.sb.online_users() {
-            let got: BTreeSet<ConnId> = self.sb.user_connections(user).iter().copied().collect();
-            assert_eq!(
-                got.len(),
-                self.sb.user_connections(user).len(),
-                "duplicate in {user}"
-            );
-            assert_eq!(Some(&got), by_user.get(user), "connections of {user}");
-            assert!(self.sb.is_online(user));
-        }
-        for user in USERS {
-            let n = self.sb.user_connections(user).len();
-            assert_eq!(self.sb.is_online(user), n > 0);
-            match self.policy {
-                SessionPolicy::Single => assert!(n <= 1, "single: {user} has {n}"),
-                SessionPolicy::Multi { max_per_user } => {
-                    assert!(n <= max_per_user.max(1), "multi: {user} has {n}")
-                }
-                SessionPolicy::PerDevice => {}
-            }
-            for device in DEVICES {
-                let via_query = self.sb.device_connections(user, device).count();
-                let via_info = by_device.get(&(user, device)).copied().unwrap_or(0);
-                assert_eq!(via_query, via_info, "device_connections({user}, {device})");
-            }
-        }
-        if self.policy == SessionPolicy::PerDevice {
-            for ((user, device), n) in &by_device {
-                assert!(*n <= 1, "per-device: {user} has {n} on {device}");
-            }
-        }
-        for &id in &self.dead {
-            assert!(
-                self.sb.connection(id).is_none(),
-                "{id} has left but is known"
-            );
-            assert!(self.sb.user_of(id).is_none());
-        }
-        if self.draining.is_some() {
-            assert!(self.live.is_empty(), "a connection survived shutdown");
+            } => model::Op::Publish {
+                conn: conn(c),
+                topic: usize::from(topic) % TOPICS.len(),
+                with_id,
+            },
+            Op::ClientPing { conn: c } => model::Op::ClientPing { conn: conn(c) },
+            Op::Pong { conn: c } => model::Op::Pong { conn: conn(c) },
+            Op::Closed { conn: c } => model::Op::Closed { conn: conn(c) },
+            Op::Backlog { conn: c, over } => model::Op::Backlog {
+                conn: conn(c),
+                over,
+            },
+            Op::Violation {
+                conn: c,
+                invalid_utf8,
+            } => model::Op::Violation {
+                conn: conn(c),
+                invalid_utf8,
+            },
+            Op::Advance { ms } => model::Op::Advance {
+                ms: u64::from(ms % 5001),
+            },
+            Op::SendToUser { user: u } => model::Op::SendToUser { user: user(u) },
+            Op::SendToUsers { ref users } => model::Op::SendToUsers {
+                users: users.iter().map(|&u| user(u)).collect(),
+            },
+            Op::SendToDevice { user: u, device: d } => model::Op::SendToDevice {
+                user: user(u),
+                device: device(d),
+            },
+            Op::SendToConnection { conn: c } => model::Op::SendToConnection { conn: conn(c) },
+            Op::Broadcast => model::Op::Broadcast,
+            Op::AppPublish { topic } => model::Op::AppPublish {
+                topic: usize::from(topic) % TOPICS.len(),
+            },
+            Op::DisconnectUser {
+                user: u,
+                device: d,
+                code: c,
+            } => model::Op::DisconnectUser {
+                user: user(u),
+                device: d.map(device),
+                code: code(c),
+            },
+            Op::DisconnectConnection { conn: c, code: k } => model::Op::DisconnectConnection {
+                conn: conn(c),
+                code: code(k),
+            },
+            Op::Shutdown { drain_ms } => model::Op::Shutdown {
+                drain_ms: u64::from(drain_ms % 5001),
+            },
+            Op::AdvanceToDeadline { delta_ms } => model::Op::AdvanceToDeadline {
+                delta_ms: i64::from(delta_ms % 301),
+            },
+            Op::Burst { conn: c, frames } => model::Op::Burst {
+                conn: conn(c),
+                frames: u32::from(frames % 8) + 1,
+            },
         }
     }
 }
 
-fn data() -> Box<RawValue> {
-    RawValue::from_string(r#"{"k":[1,"two",null]}"#.into()).expect("JSON")
-}
-
-/// Drives one input; panics when an invariant fails.
+/// Drives one input through the shared model; panics when an invariant fails.
 pub fn run(input: &Input) {
-    let policy = input.policy();
-    let config = {
-        let mut config = Config::default();
-        config.session_policy = policy;
-        config.ping_interval = Duration::from_millis(PING_MS);
-        config.pong_timeout = Duration::from_millis(PONG_TIMEOUT_MS);
-        config.auth_timeout = Duration::from_millis(AUTH_TIMEOUT_MS);
-        config.max_connections_per_ip = MAX_PER_IP as u32;
-        config.max_outbound_bytes = MAX_OUTBOUND;
-        config.max_subscriptions = 3;
-        config.max_messages_per_sec = if input.rate_limited { 5 } else { 0 };
-        config.message_burst = 8;
-        config
-    };
-    let mut h = Harness {
-        sb: Switchboard::new(config, Hs256Verifier::new(SECRET), input.hash_seed),
-        policy,
-        rate_limited: input.rate_limited,
-        now_ms: 0,
-        live: BTreeMap::new(),
-        dead: BTreeSet::new(),
-        ids: Vec::new(),
-        draining: None,
-        stopped: false,
-    };
-    for op in input.ops.iter().take(512) {
-        h.step(op);
-    }
+    switchboard_model::run(&input.setup(), &input.ops());
 }
 
 // ---- seeds --------------------------------------------------------------------------------
@@ -989,7 +287,7 @@ impl Encode for Token {
 
 impl Encode for Op {
     fn encode(&self, e: &mut Encoder) {
-        const N: usize = 20;
+        const N: usize = 22;
         match self {
             Op::Open { ip, token, device } => {
                 e.tag(0, N);
@@ -1090,6 +388,15 @@ impl Encode for Op {
                 e.tag(19, N);
                 drain_ms.encode(e);
             }
+            Op::AdvanceToDeadline { delta_ms } => {
+                e.tag(20, N);
+                delta_ms.encode(e);
+            }
+            Op::Burst { conn, frames } => {
+                e.tag(21, N);
+                conn.encode(e);
+                frames.encode(e);
+            }
         }
     }
 }
@@ -1103,6 +410,7 @@ impl Encode for Input {
     }
 }
 
+/// A token for the seeds.
 fn tok(user: u8, device: Option<u8>, kind: u8) -> Option<Token> {
     Some(Token { user, device, kind })
 }
@@ -1324,6 +632,14 @@ pub fn seeds() -> Vec<(String, Input)> {
             device: None,
         },
         Advance { ms: 5000 },
+        Open {
+            ip: 1,
+            token: tok(2, Some(2), 4),
+            device: None,
+        },
+        AdvanceToDeadline { delta_ms: 0 },
+        AdvanceToDeadline { delta_ms: -3 },
+        AdvanceToDeadline { delta_ms: 250 },
     ];
     let replace = vec![
         Open {
@@ -1394,6 +710,16 @@ pub fn seeds() -> Vec<(String, Input)> {
         device: None,
     })
     .chain(std::iter::repeat(ClientPing { conn: 0 }).take(12))
+    .chain([
+        Open {
+            ip: 1,
+            token: tok(1, None, 0),
+            device: None,
+        },
+        Burst { conn: 1, frames: 9 },
+        Advance { ms: 300 },
+        Burst { conn: 1, frames: 3 },
+    ])
     .collect();
     let mut out = Vec::new();
     for (policy, name) in [

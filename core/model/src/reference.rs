@@ -94,6 +94,10 @@ pub(crate) struct Model {
     pub(crate) auth_seq: u64,
     /// This step's changes of users' connection counts, in order: (user, count after).
     pub(crate) presence_log: Vec<(String, usize)>,
+    /// Once shut down: when `Stop` is owed, in ms.
+    pub(crate) draining: Option<u64>,
+    /// Whether `Stop` came.
+    pub(crate) stopped: bool,
 }
 
 impl Model {
@@ -200,6 +204,25 @@ pub(crate) fn naive_covers(claim: &str, pattern: &str) -> bool {
         return p.len() > head.len() && head.iter().zip(&p).all(|(c, p)| covers(c, p));
     }
     c.len() == p.len() && c.iter().zip(&p).all(|(c, p)| covers(c, p))
+}
+
+/// Whether `pattern` is a subscription pattern: no empty segment, `**` only as the last.
+pub(crate) fn valid_pattern(pattern: &str) -> bool {
+    let segments: Vec<&str> = pattern.split('.').collect();
+    let (last, head) = segments.split_last().expect("split yields one at least");
+    !last.is_empty() && head.iter().all(|s| !s.is_empty() && *s != "**")
+}
+
+/// Whether `topic` is a concrete topic: no empty segment, no wildcard.
+pub(crate) fn valid_topic(topic: &str) -> bool {
+    topic
+        .split('.')
+        .all(|s| !s.is_empty() && s != "*" && s != "**")
+}
+
+/// Whether the application may close with `code`: 1000, 1008 and 4000..=4999.
+pub(crate) fn valid_app_code(code: u16) -> bool {
+    matches!(code, 1000 | 1008 | 4000..=4999)
 }
 
 /// The reference matcher: written independently of the trie and of `Pattern::matches`.

@@ -4,9 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_core::{Action, ConnId, Instant, SessionPolicy};
 
+use crate::harness::Harness;
 use crate::ops::*;
 use crate::reference::{naive_match, presence_topic};
-use crate::{Harness, Op};
+use crate::wire::{expected_timestamp, is_protocol_close_code, server_message};
 
 pub(crate) fn payload_type(payload: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(payload).expect("server messages are JSON");
@@ -28,8 +29,8 @@ fn reply_of(payload: &[u8]) -> String {
 
 impl Harness {
     /// An adapter sleeps until `poll_timeout`: it must not be later than anything the core owes
-    /// (a ping, a zombie's eviction, an auth timeout, a token's expiry), or a real server would
-    /// miss it.
+    /// (a ping, a zombie's eviction, an auth timeout, a token's expiry, the `Stop` of a
+    /// shutdown), or a real server would miss it.
     pub(crate) fn check_deadline(&self) {
         let owed = self
             .model
@@ -43,6 +44,7 @@ impl Harness {
                 };
                 [c.next_ping_ms, c.last_seen_ms + PONG_TIMEOUT_MS, auth]
             })
+            .chain(self.model.draining.filter(|_| !self.model.stopped))
             .min();
         if let Some(owed) = owed {
             let next = self
@@ -73,6 +75,9 @@ impl Harness {
         let mut pongs: BTreeMap<ConnId, usize> = BTreeMap::new();
         let mut replies: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
         let mut pushes: Vec<ConnId> = Vec::new();
+        let mut stops = 0;
+        // Every server message has PROTOCOL.md's shape, stamped with the step's wall clock.
+        let ts = expected_timestamp(WALL0 + self.model.now_ms);
         let opened_now: BTreeSet<ConnId> = self
             .model
             .conns
@@ -93,6 +98,15 @@ impl Harness {
             }
             match action {
                 Action::Close { conn, code, .. } => {
+                    // The core's own closes use PROTOCOL.md's codes; the application's, its own.
+                    let app = matches!(
+                        op,
+                        Op::DisconnectUser { .. } | Op::DisconnectConnection { .. }
+                    );
+                    assert!(
+                        is_protocol_close_code(*code) || app,
+                        "{op:?}: close of {conn} with {code}"
+                    );
                     closed.insert(*conn, *code);
                     self.dead.insert(*conn);
                 }
@@ -100,7 +114,12 @@ impl Harness {
                     evicted.insert(*conn);
                     self.dead.insert(*conn);
                 }
-                Action::Send { conn, payload } => match payload_type(payload).as_str() {
+                Action::Send { conn, payload } => match {
+                    server_message(payload, &ts);
+                    payload_type(payload)
+                }
+                .as_str()
+                {
                     "message" => messages.push(*conn),
                     "presence" => {
                         let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
@@ -129,8 +148,33 @@ impl Harness {
                 Action::Ping { conn } => {
                     assert!(pings.insert(*conn), "{op:?}: two pings to {conn}")
                 }
-                Action::Stop => {}
+                Action::Stop => stops += 1,
                 other => panic!("{op:?}: an action the model does not know: {other:?}"),
+            }
+        }
+        // `Stop` once, from the `handle_timeout` at or after the drain deadline.
+        let stop = usize::from(self.expect.stop);
+        assert_eq!(
+            stops, stop,
+            "{op:?}: Stop at the drain deadline: {actions:?}"
+        );
+        // A newcomer hears first of all its `auth_success`, with its id; without a token,
+        // nothing.
+        for &id in &opened_now {
+            let first = actions.iter().find(|a| a.conn() == Some(id));
+            let authenticated = self
+                .expect
+                .replies
+                .get(&id)
+                .is_some_and(|r| r[0] == "auth_success");
+            match first {
+                Some(Action::Send { payload, .. }) if authenticated => {
+                    let v: serde_json::Value = serde_json::from_slice(payload).unwrap();
+                    assert_eq!(v["type"], "auth_success", "{op:?}: first to {id}");
+                    assert_eq!(v["connId"], id.to_string(), "{op:?}: connId of {id}");
+                }
+                None if !authenticated => {}
+                other => panic!("{op:?}: first action to {id}: {other:?}"),
             }
         }
         assert_eq!(pings, self.expect.pings, "{op:?}: who is pinged");
@@ -253,6 +297,14 @@ impl Harness {
         assert_eq!(stats.topics, patterns.len(), "distinct pattern count");
         for (id, c) in &self.model.conns {
             let info = self.sb.connection(*id).expect("a live connection is known");
+            assert_eq!(info.id(), *id);
+            assert_eq!(
+                info.ip(),
+                core::net::IpAddr::from([10, 0, 0, c.ip]),
+                "ip of {id}"
+            );
+            assert_eq!(info.user(), self.sb.user_of(*id), "user_of({id})");
+            assert_eq!(info.is_authenticated(), info.user().is_some());
             assert_eq!(
                 info.user(),
                 c.session.as_ref().map(|s| s.user.as_str()),
@@ -272,6 +324,10 @@ impl Harness {
                 self.sb.connection(*id).is_none(),
                 "{id} has left but is still known"
             );
+            assert!(
+                self.sb.user_of(*id).is_none(),
+                "{id} has left but has a user"
+            );
         }
         let mut online = 0;
         for user in USERS {
@@ -289,11 +345,17 @@ impl Harness {
                     assert!(want.len() <= 1, "single: {user} has {}", want.len())
                 }
                 SessionPolicy::Multi { max_per_user } => assert!(want.len() <= max_per_user),
-                SessionPolicy::PerDevice => {
-                    for device in DEVICES {
-                        let n = self.sb.device_connections(user, device).count();
-                        assert!(n <= 1, "per-device: {user} has {n} connections on {device}");
-                    }
+                SessionPolicy::PerDevice => {}
+            }
+            for device in DEVICES {
+                let n = self.sb.device_connections(user, device).count();
+                let on_device = want.iter().filter(|id| {
+                    let session = self.model.conns[id].session.as_ref();
+                    session.unwrap().device.as_deref() == Some(device)
+                });
+                assert_eq!(n, on_device.count(), "device_connections({user}, {device})");
+                if self.model.policy == SessionPolicy::PerDevice {
+                    assert!(n <= 1, "per-device: {user} has {n} connections on {device}");
                 }
             }
         }
