@@ -1,6 +1,7 @@
 //! The reference model of `switchboard-core`, in one place for both of its users: the proptest
-//! model test (`core/tests/model.rs`, ops from [`strategy`]) and the cargo-fuzz target
-//! `event_sequences` (`fuzz/src/events.rs`, ops decoded from the fuzzer's bytes).
+//! model test (`core/tests/model.rs`, ops from `strategy`, with feature `proptest`) and the
+//! cargo-fuzz target `event_sequences` (`fuzz/src/events.rs`, ops decoded from the fuzzer's
+//! bytes).
 //!
 //! [`run`] drives a `Switchboard` and a simple reference model (a `BTreeMap` of connections,
 //! the current time and a naive topic matcher) with the same [`ops::Op`]s, and checks after
