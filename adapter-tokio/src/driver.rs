@@ -41,6 +41,9 @@ pub(crate) enum ConnEvent {
     Open {
         ip: IpAddr,
         handshake: Handshake,
+        /// When its socket was accepted: an open counts as handshake result 101 here, in the
+        /// same event (a refusal is counted by the front, which answers it).
+        accepted: tokio::time::Instant,
         reply: oneshot::Sender<Result<(ConnId, Arc<Mailbox>), OpenError>>,
     },
     Frame(ConnId, Inbound),
@@ -212,9 +215,11 @@ impl Driver {
             ConnEvent::Open {
                 ip,
                 handshake,
+                accepted,
                 reply,
             } => match self.sb.open(now, ip, handshake) {
                 Ok(id) => {
+                    self.sb.handshake_answered(101, accepted.elapsed());
                     let mailbox = Arc::new(Mailbox::default());
                     self.mailboxes.conns.insert(id, mailbox.clone());
                     info!(conn = %id, %ip, user = self.sb.user_of(id), "connected");

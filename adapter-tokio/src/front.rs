@@ -187,6 +187,7 @@ async fn upgrade(
     let open = ConnEvent::Open {
         ip,
         handshake,
+        accepted,
         reply,
     };
     let opened = match ctx.events.send(open).await {
@@ -206,7 +207,6 @@ async fn upgrade(
             return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
         }
     };
-    answered(&ctx, 101, accepted).await;
     if stream.write_all(&switching_protocols(key)).await.is_err() {
         ctx.cap.release();
         let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;

@@ -199,6 +199,41 @@ pub(crate) async fn expect_type(ws: &mut Ws, kind: &str) -> Result<(), String> {
     Err(format!("connection ended before {kind}"))
 }
 
+/// Reads `ws` until `stop` changes, calling `on_message(sent_at, now)` for every stamped
+/// `message` (both in µs after `epoch`); a read error or a close is recorded in `failures`
+/// (named by `who`) and ends it.
+pub(crate) async fn read_stamped(
+    ws: &mut Ws,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    epoch: std::time::Instant,
+    failures: &Failures,
+    who: &str,
+    mut on_message: impl FnMut(u64, u64),
+) {
+    loop {
+        let msg = tokio::select! {
+            _ = stop.changed() => return,
+            msg = ws.next() => msg,
+        };
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return failures.record(format!("{who} read: {e}")),
+            None => return failures.record(format!("{who} closed by server")),
+        };
+        let now = epoch.elapsed().as_micros() as u64;
+        if let Ok(Incoming {
+            kind,
+            data: Some(stamp),
+        }) = serde_json::from_str::<Incoming<'_>>(text.as_str())
+        {
+            if kind == "message" {
+                on_message(stamp.t, now);
+            }
+        }
+    }
+}
+
 /// Failure counts, and the first error message (the usual cause of all the others).
 #[derive(Default)]
 pub(crate) struct Failures {

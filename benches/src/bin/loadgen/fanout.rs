@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{progress, round2, rss_kib, Common, Failures, Incoming, Latencies, Target};
+use crate::common::{progress, read_stamped, round2, rss_kib, Common, Failures, Latencies, Target};
 
 #[derive(Args, Debug)]
 pub(crate) struct FanoutArgs {
@@ -115,30 +115,19 @@ pub(crate) async fn run(args: FanoutArgs) -> Result<Value, String> {
             };
             drop(permit);
             bar.inc(1);
-            loop {
-                let msg = tokio::select! {
-                    _ = stop.changed() => return,
-                    msg = ws.next() => msg,
-                };
-                let text = match msg {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return failures.record(format!("subscriber read: {e}")),
-                    None => return failures.record("subscriber closed by server".to_owned()),
-                };
-                let now = epoch.elapsed().as_micros() as u64;
-                if let Ok(Incoming {
-                    kind,
-                    data: Some(stamp),
-                }) = serde_json::from_str::<Incoming<'_>>(text.as_str())
-                {
-                    if kind == "message" {
-                        received.fetch_add(1, Ordering::Relaxed);
-                        last_rx.fetch_max(now, Ordering::Relaxed);
-                        latencies.record(i, now.saturating_sub(stamp.t));
-                    }
-                }
-            }
+            read_stamped(
+                &mut ws,
+                &mut stop,
+                epoch,
+                &failures,
+                "subscriber",
+                |sent, now| {
+                    received.fetch_add(1, Ordering::Relaxed);
+                    last_rx.fetch_max(now, Ordering::Relaxed);
+                    latencies.record(i, now.saturating_sub(sent));
+                },
+            )
+            .await;
         }));
     }
     let all = u32::try_from(args.common.ramp_concurrency.max(1)).unwrap_or(u32::MAX);

@@ -5,12 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Failures, Incoming, Latencies, Target};
+use crate::common::{read_stamped, Failures, Latencies, Target};
 
 /// Microseconds after the run's epoch; `u64::MAX` until set.
 pub(super) struct Mark(AtomicU64);
@@ -98,28 +96,15 @@ pub(super) async fn live_subscribers(
                     return failures.record(format!("live subscriber: {e}"));
                 }
             };
-            loop {
-                let msg = tokio::select! {
-                    _ = stop.changed() => return,
-                    msg = ws.next() => msg,
-                };
-                let text = match msg {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return failures.record(format!("live subscriber read: {e}")),
-                    None => return failures.record("live subscriber closed".to_owned()),
-                };
-                let now = epoch.elapsed().as_micros() as u64;
-                if let Ok(Incoming {
-                    kind,
-                    data: Some(stamp),
-                }) = serde_json::from_str::<Incoming<'_>>(text.as_str())
-                {
-                    if kind == "message" {
-                        live.record(i, stamp.t, now);
-                    }
-                }
-            }
+            read_stamped(
+                &mut ws,
+                &mut stop,
+                epoch,
+                &failures,
+                "live subscriber",
+                |sent, now| live.record(i, sent, now),
+            )
+            .await;
         }));
     }
     // Every task drops its sender once connected or failed: the channel closes when all have.
