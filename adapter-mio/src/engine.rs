@@ -315,11 +315,8 @@ impl Embedded {
             match listener.accept() {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    // The metrics listener stays plain: a scraper on a private network.
-                    let config = match which {
-                        Listener::Metrics => None,
-                        _ => self.settings.tls.as_ref().map(Tls::server_config),
-                    };
+                    let tls = self.settings.tls.as_ref().filter(|_| which.uses_tls());
+                    let config = tls.map(Tls::server_config);
                     let mut stream = match Stream::new(tcp, config.as_ref()) {
                         Ok(stream) => stream,
                         Err(e) => {

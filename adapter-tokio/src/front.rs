@@ -56,8 +56,7 @@ pub(crate) async fn serve_socket(
     let accepted = Instant::now();
     // The TLS handshake and the request head share the handshake timeout.
     let deadline = accepted + ctx.handshake_timeout;
-    // The metrics listener stays plain: a scraper on a private network.
-    let tls = ctx.tls.as_ref().filter(|_| listener != Listener::Metrics);
+    let tls = ctx.tls.as_ref().filter(|_| listener.uses_tls());
     let Some(mut stream) = accept_tls(socket, peer, deadline, tls, &ctx.events).await else {
         return;
     };

@@ -118,6 +118,14 @@ pub enum Listener {
     Metrics,
 }
 
+impl Listener {
+    /// Whether its sockets speak TLS when the server has a certificate: the main listener
+    /// does; the metrics listener stays plain HTTP (a scraper on a private network).
+    pub fn uses_tls(self) -> bool {
+        !matches!(self, Listener::Metrics)
+    }
+}
+
 /// [`route`] for a request that arrived on `listener`.
 pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
     let path = path_of(head.target);

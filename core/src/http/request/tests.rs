@@ -287,6 +287,16 @@ fn refusals_of_ws_are_refused_upgrades_and_other_refusals_are_not() {
 }
 
 #[test]
+fn only_the_main_listener_speaks_tls() {
+    assert!(Listener::Main {
+        metrics: true,
+        demo: false
+    }
+    .uses_tls());
+    assert!(!Listener::Metrics.uses_tls());
+}
+
+#[test]
 fn the_metrics_listener_serves_metrics_and_healthz_only_and_the_main_one_then_no_metrics() {
     let on = |listener, method, target| {
         let head = RequestHead {
