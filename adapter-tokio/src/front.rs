@@ -1,5 +1,9 @@
 //! The HTTP front door of every accepted socket: read the request head, let the core's router
 //! decide, then upgrade to a WebSocket or answer over HTTP and close.
+//!
+//! The decision ([`decide`]), the opening of a connection ([`open`]), the counting of refusals
+//! ([`refused`]) and the questions to the driver ([`ask`]) are shared with the axum mount
+//! (`mount.rs`), which gets its request heads from hyper instead of reading them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -8,7 +12,7 @@ use switchboard_core::http::{
     body_length, route_on, switching_protocols, with_head, HeadStatus, HttpResponse, Listener,
     RequestHead, Route,
 };
-use switchboard_core::{Handshake, CLOSE_GRACE};
+use switchboard_core::{ConnId, Handshake, CLOSE_GRACE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -19,7 +23,7 @@ use tracing::debug;
 
 use switchboard_adapter_kit::handshakes;
 
-use crate::connection;
+use crate::connection::{self, Mailbox};
 use crate::driver::{ConnEvent, Control};
 use crate::stream::Stream;
 use crate::sync::Arc;
@@ -27,7 +31,7 @@ use crate::Context;
 
 /// What to do with a request, decided from its head and owned, so that no parsing state is
 /// held across the awaits that follow.
-enum Next {
+pub(crate) enum Next {
     Answer(HttpResponse),
     /// A refused upgrade request (or a request whose head could not be read): counted.
     RefuseUpgrade(HttpResponse),
@@ -144,7 +148,12 @@ async fn accept_tls(
 }
 
 /// The core's routing of a request head, and what the adapter needs of it afterwards.
-fn decide(listener: Listener, head: &RequestHead<'_>, peer: SocketAddr, ctx: &Context) -> Next {
+pub(crate) fn decide(
+    listener: Listener,
+    head: &RequestHead<'_>,
+    peer: SocketAddr,
+    ctx: &Context,
+) -> Next {
     match route_on(listener, head, &ctx.allowed_origins) {
         Route::RefuseUpgrade(response) => Next::RefuseUpgrade(response),
         Route::Reject(response) => Next::Answer(response),
@@ -177,39 +186,12 @@ async fn upgrade(
     leftover: Vec<u8>,
     ctx: Arc<Context>,
 ) {
-    // Count this socket among the WebSocket connections before anything else can.
-    if !ctx.cap.try_acquire() {
-        let refusal = HttpResponse::at_connection_limit();
-        return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
-    }
-    let (reply, answer) = oneshot::channel();
-    let open = ConnEvent::Open {
-        ip,
-        handshake,
-        accepted,
-        reply,
-    };
-    let opened = match ctx.events.send(open).await {
-        Ok(()) => answer.await.ok(),
-        Err(_) => None,
-    };
-    let (id, mailbox) = match opened {
-        Some(Ok(opened)) => opened,
-        Some(Err(refused)) => {
-            ctx.cap.release();
-            let refusal = HttpResponse::open_refused(&refused);
-            return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
-        }
-        None => {
-            ctx.cap.release();
-            let refusal = HttpResponse::shutting_down();
-            return refuse(&mut stream, ip, accepted, refusal, &ctx).await;
-        }
+    let (id, mailbox) = match open(&ctx, ip, accepted, handshake).await {
+        Ok(opened) => opened,
+        Err(refusal) => return refuse(&mut stream, ip, accepted, refusal, &ctx).await,
     };
     if stream.write_all(&switching_protocols(key)).await.is_err() {
-        ctx.cap.release();
-        let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;
-        return;
+        return not_upgraded(&ctx, id).await;
     }
     let ws =
         WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(ctx.websocket))
@@ -225,6 +207,50 @@ async fn upgrade(
     ));
 }
 
+/// Opens a WebSocket connection in the core for an upgrade the router admitted: a place under
+/// the connection cap, then `Switchboard::open` in the driver. On success the caller answers
+/// 101 and serves the connection (or, when the 101 cannot be delivered, calls
+/// [`not_upgraded`]); a refusal is what to answer, not yet counted (see [`refused`]).
+pub(crate) async fn open(
+    ctx: &Context,
+    ip: IpAddr,
+    accepted: Instant,
+    handshake: Handshake,
+) -> Result<(ConnId, Arc<Mailbox>), HttpResponse> {
+    // Count this socket among the WebSocket connections before anything else can.
+    if !ctx.cap.try_acquire() {
+        return Err(HttpResponse::at_connection_limit());
+    }
+    let (reply, answer) = oneshot::channel();
+    let open = ConnEvent::Open {
+        ip,
+        handshake,
+        accepted,
+        reply,
+    };
+    let opened = match ctx.events.send(open).await {
+        Ok(()) => answer.await.ok(),
+        Err(_) => None,
+    };
+    match opened {
+        Some(Ok(opened)) => Ok(opened),
+        Some(Err(refused)) => {
+            ctx.cap.release();
+            Err(HttpResponse::open_refused(&refused))
+        }
+        None => {
+            ctx.cap.release();
+            Err(HttpResponse::shutting_down())
+        }
+    }
+}
+
+/// An opened connection whose 101 never reached the client: its place and its core state go.
+pub(crate) async fn not_upgraded(ctx: &Context, id: ConnId) {
+    ctx.cap.release();
+    let _ = ctx.events.send(ConnEvent::Closed(id, None)).await;
+}
+
 /// Answers a refused upgrade request, counted by the core and logged with its reason.
 async fn refuse(
     stream: &mut Stream,
@@ -233,13 +259,15 @@ async fn refuse(
     response: HttpResponse,
     ctx: &Context,
 ) {
-    handshakes::log_refused(ip, &response);
-    answered(ctx, response.status, accepted).await;
+    refused(ctx, ip, accepted, &response).await;
     respond(stream, response).await
 }
 
-/// Tells the core how an upgrade request ended, for its counts.
-async fn answered(ctx: &Context, status: u16, accepted: Instant) {
+/// Logs a refused upgrade request with its reason and tells the core, for its counts of
+/// handshake results.
+pub(crate) async fn refused(ctx: &Context, ip: IpAddr, accepted: Instant, response: &HttpResponse) {
+    handshakes::log_refused(ip, response);
+    let status = response.status;
     let took = accepted.elapsed();
     let _ = ctx.events.send(ConnEvent::Handshake { status, took }).await;
 }
@@ -284,7 +312,7 @@ async fn read_body(
 }
 
 /// Sends a control message that carries a reply channel, and waits for the answer.
-async fn ask(
+pub(crate) async fn ask(
     ctx: &Context,
     make: impl FnOnce(oneshot::Sender<HttpResponse>) -> Control,
 ) -> HttpResponse {

@@ -20,18 +20,25 @@
 //! let delivered = handle.send_to_user("alice", data).await; // Err(Stopped) once it stopped
 //! # Ok(()) }
 //! ```
+//!
+//! With the cargo feature `axum`, [`Gateway`] mounts the same endpoint and HTTP API in an
+//! application's own axum `Router`, on the application's port, with the same handshake rules.
 
 mod cap;
 mod connection;
 mod driver;
 mod front;
 mod handle;
+#[cfg(feature = "axum")]
+mod mount;
 mod outbound;
 mod server;
 mod stream;
 mod sync;
 
 pub use handle::Handle;
+#[cfg(feature = "axum")]
+pub use mount::Gateway;
 pub use server::Server;
 pub use switchboard_adapter_kit::tls::{Tls, TlsError};
 pub use switchboard_adapter_kit::{Clock, ClockHand};

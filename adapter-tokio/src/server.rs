@@ -76,48 +76,17 @@ impl Server {
             ),
             None => None,
         };
-        let main_listener = config.main_listener();
-        let sb = config.switchboard(random_seed);
-        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let (control_tx, control) = mpsc::unbounded_channel();
-        let cap = Arc::new(ConnectionCap::new(config.max_connections));
-        let bus = control_tx.clone();
-        let redis = config.cluster.as_ref().map(|c| c.redis_url.as_str());
-        let bridge = Bridge::for_server(redis, move |event| {
-            let _ = bus.send(Control::Bus(event));
-        })?;
-        let context = Arc::new(Context {
-            events: events_tx,
-            control: control_tx.clone(),
-            cap: cap.clone(),
-            handshake_timeout: config.handshake_timeout,
-            allowed_origins: config.allowed_origins,
-            trusted_proxies: config.trusted_proxies,
-            websocket: websocket_config(config.core.max_message_bytes),
-            main_listener,
-            tls: tls
-                .as_ref()
-                .map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config())),
-        });
-        let driver = Driver {
-            sb,
-            clock: clock.clone(),
-            mailboxes: Mailboxes::new(clock, bridge),
-            api_key: config.api_key,
-            drain_timeout: config.drain_timeout,
-            cap,
-            events,
-            control,
-        };
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.server_config()));
+        let (driver, context, handle) = assemble(config, clock, acceptor)?;
         Ok(Server {
             listener,
             metrics_listener,
             tls,
             driver,
             context,
-            handle: Handle {
-                control: control_tx,
-            },
+            handle,
         })
     }
 
@@ -188,8 +157,53 @@ impl Server {
     }
 }
 
+/// The driver that owns the core, what every socket task shares, and the application's
+/// handle, from `config` (its listening addresses and TLS files are the caller's): one
+/// assembly for [`Server`] and the axum mount.
+pub(crate) fn assemble(
+    config: ServerConfig,
+    clock: Clock,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> io::Result<(Driver, Arc<Context>, Handle)> {
+    let main_listener = config.main_listener();
+    let sb = config.switchboard(random_seed);
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    let (control_tx, control) = mpsc::unbounded_channel();
+    let cap = Arc::new(ConnectionCap::new(config.max_connections));
+    let bus = control_tx.clone();
+    let redis = config.cluster.as_ref().map(|c| c.redis_url.as_str());
+    let bridge = Bridge::for_server(redis, move |event| {
+        let _ = bus.send(Control::Bus(event));
+    })?;
+    let context = Arc::new(Context {
+        events: events_tx,
+        control: control_tx.clone(),
+        cap: cap.clone(),
+        handshake_timeout: config.handshake_timeout,
+        allowed_origins: config.allowed_origins,
+        trusted_proxies: config.trusted_proxies,
+        websocket: websocket_config(config.core.max_message_bytes),
+        main_listener,
+        tls,
+    });
+    let driver = Driver {
+        sb,
+        clock: clock.clone(),
+        mailboxes: Mailboxes::new(clock, bridge),
+        api_key: config.api_key,
+        drain_timeout: config.drain_timeout,
+        cap,
+        events,
+        control,
+    };
+    let handle = Handle {
+        control: control_tx,
+    };
+    Ok((driver, context, handle))
+}
+
 /// Accepts on `--metrics-listen` for the server's life (the task ends with the runtime).
-async fn serve_metrics(listener: TcpListener, context: Arc<Context>) {
+pub(crate) async fn serve_metrics(listener: TcpListener, context: Arc<Context>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

@@ -1,5 +1,6 @@
 //! The one stream type behind the front door and the WebSocket: a plain TCP socket, or TLS
-//! over one. Everything after the accept reads and writes a [`Stream`], whichever it is.
+//! over one, or (feature `axum`) a connection that the application's HTTP server upgraded.
+//! Everything after the accept reads and writes a [`Stream`], whichever it is.
 
 use std::io;
 use std::pin::Pin;
@@ -16,6 +17,10 @@ pub(crate) enum Stream {
     /// `wss://` and `https://`. Boxed: the TLS state is large, and a plain connection should
     /// not pay for it.
     Tls(Box<TlsStream<TcpStream>>),
+    /// A WebSocket upgraded by hyper under the application's axum `Router` (the mount): its
+    /// TCP or TLS is the application's server's.
+    #[cfg(feature = "axum")]
+    Mounted(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>),
 }
 
 impl AsyncRead for Stream {
@@ -27,6 +32,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -40,6 +47,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -51,6 +60,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -58,6 +69,8 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => s.is_write_vectored(),
         }
     }
 
@@ -65,6 +78,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -73,6 +88,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(feature = "axum")]
+            Stream::Mounted(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

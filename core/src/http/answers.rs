@@ -58,16 +58,31 @@ pub fn admit(held: usize, max_connections: usize) -> Result<(), HttpResponse> {
 }
 
 /// The `101 Switching Protocols` answer to an upgrade whose `Sec-WebSocket-Key` is `key`
-/// ([`Route::Upgrade`](crate::http::Route::Upgrade)).
+/// ([`Route::Upgrade`](crate::http::Route::Upgrade)): its status line and
+/// [`switching_protocols_headers`].
 pub fn switching_protocols(key: &str) -> Vec<u8> {
+    let mut out = String::from("HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in switching_protocols_headers(key) {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// The header lines of the `101` answer to an upgrade whose `Sec-WebSocket-Key` is `key`, in
+/// order: `Upgrade: websocket`, `Connection: Upgrade` and the `Sec-WebSocket-Accept` derived
+/// from `key`. For an adapter whose HTTP server writes the status line itself (a mount in an
+/// application's HTTP framework); [`switching_protocols`] is the whole answer.
+pub fn switching_protocols_headers(key: &str) -> [(&'static str, String); 3] {
     let mut sha1 = Sha1::new();
     sha1.update(key.as_bytes());
     sha1.update(WEBSOCKET_GUID.as_bytes());
     let accept = base64::engine::general_purpose::STANDARD.encode(sha1.finalize());
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes()
+    [
+        ("Upgrade", "websocket".to_owned()),
+        ("Connection", "Upgrade".to_owned()),
+        ("Sec-WebSocket-Accept", accept),
+    ]
 }
 
 #[cfg(test)]
@@ -84,6 +99,10 @@ mod tests {
             "{answer:?}"
         );
         assert!(answer.ends_with("\r\n\r\n"));
+        assert_eq!(
+            answer,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
     }
 
     #[test]

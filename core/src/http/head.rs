@@ -32,6 +32,28 @@ impl HeadStatus {
         }
     }
 
+    /// The same limits for a head that an HTTP server parsed already (an adapter mounted in an
+    /// application's framework, whose own limits may be looser): [`TooLarge`](Self::TooLarge)
+    /// over [`MAX_HEADERS`] header lines or over [`MAX_HEAD_BYTES`] as the head takes on the
+    /// wire (`METHOD TARGET HTTP/1.1` and a `name: value` line per header, each with its CRLF,
+    /// and the blank line), else [`Complete`](Self::Complete) with that length.
+    pub fn of_parsed(head: &RequestHead<'_>) -> HeadStatus {
+        if head.headers.len() > MAX_HEADERS {
+            return HeadStatus::TooLarge;
+        }
+        let request_line = head.method.len() + 1 + head.target.len() + " HTTP/1.1\r\n".len();
+        let lines: usize = head
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + ": ".len() + value.len() + "\r\n".len())
+            .sum();
+        let len = request_line + lines + "\r\n".len();
+        if len > MAX_HEAD_BYTES {
+            return HeadStatus::TooLarge;
+        }
+        HeadStatus::Complete(len)
+    }
+
     /// The answer that refuses the request, when the head cannot be served.
     pub fn rejection(self) -> Option<HttpResponse> {
         match self {
@@ -114,6 +136,34 @@ mod tests {
             HeadStatus::of(request.as_bytes()),
             HeadStatus::Complete(request.len())
         );
+    }
+
+    #[test]
+    fn a_parsed_head_is_measured_as_on_the_wire_and_bounded_alike() {
+        let wire = b"GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nX-Pad: bb\r\n\r\n";
+        let parsed = with_head(wire, HeadStatus::of_parsed).unwrap();
+        assert_eq!(parsed, HeadStatus::of(wire));
+        assert_eq!(parsed, HeadStatus::Complete(wire.len()));
+
+        let head_of = |headers: &[(&str, &[u8])]| {
+            HeadStatus::of_parsed(&RequestHead {
+                method: "GET",
+                target: "/ws",
+                headers,
+            })
+        };
+        let fixed = "GET /ws HTTP/1.1\r\n".len() + "x: \r\n".len() + "\r\n".len();
+        let fits = vec![b'a'; MAX_HEAD_BYTES - fixed];
+        assert_eq!(
+            head_of(&[("x", &fits)]),
+            HeadStatus::Complete(MAX_HEAD_BYTES)
+        );
+        let over = vec![b'a'; MAX_HEAD_BYTES - fixed + 1];
+        assert_eq!(head_of(&[("x", &over)]), HeadStatus::TooLarge);
+        let lines = vec![("h", &b"v"[..]); MAX_HEADERS];
+        assert!(matches!(head_of(&lines), HeadStatus::Complete(_)));
+        let lines = vec![("h", &b"v"[..]); MAX_HEADERS + 1];
+        assert_eq!(head_of(&lines), HeadStatus::TooLarge);
     }
 
     #[test]

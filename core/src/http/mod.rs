@@ -23,14 +23,15 @@ mod request;
 pub(crate) mod response;
 mod server_config;
 
-pub use answers::{admit, switching_protocols};
+pub use answers::{admit, switching_protocols, switching_protocols_headers};
 pub use api::{handle_api, health, ApiRequest};
 pub use assets::{ADMIN_HTML, CLIENT_JS, DEMO_HTML};
 pub use head::{body_length, with_head, HeadStatus};
 pub use origin::{InvalidOrigin, OriginPolicy};
 pub use proxy::{InvalidCidr, TrustedProxies};
 pub use request::{
-    route, route_on, Listener, RequestHead, Route, MAX_API_BODY_BYTES, MAX_HEADERS, MAX_HEAD_BYTES,
+    route, route_on, Listener, RequestHead, Route, API_PREFIX, MAX_API_BODY_BYTES, MAX_HEADERS,
+    MAX_HEAD_BYTES,
 };
 pub use response::HttpResponse;
 pub use server_config::{ClusterSettings, ServerConfig, TlsFiles};

@@ -12,6 +12,10 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header lines in one request; over it the adapter answers 431.
 pub const MAX_HEADERS: usize = 100;
 
+/// The HTTP API's paths: every path that starts with this, on a listener that
+/// [serves the API](Listener::serves_api).
+pub const API_PREFIX: &str = "/api/";
+
 /// Largest `/api/*` body, in bytes; over it the adapter answers 413 without reading it.
 pub const MAX_API_BODY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -119,6 +123,49 @@ pub enum Listener {
 }
 
 impl Listener {
+    /// The exact paths served here (compared byte for byte with the target's path, before its
+    /// query); besides them, every path under [`API_PREFIX`] when
+    /// [`serves_api`](Self::serves_api). Any other path is a 404. For an adapter mounted beside
+    /// an application's own routes, which hands the server these paths only.
+    pub fn paths(self) -> &'static [&'static str] {
+        match self {
+            Listener::Main {
+                metrics: true,
+                demo: true,
+            } => &[
+                "/ws",
+                "/healthz",
+                "/metrics",
+                "/client.js",
+                "/admin",
+                "/demo",
+            ],
+            Listener::Main {
+                metrics: true,
+                demo: false,
+            } => &["/ws", "/healthz", "/metrics", "/client.js", "/admin"],
+            Listener::Main {
+                metrics: false,
+                demo: true,
+            } => &["/ws", "/healthz", "/client.js", "/admin", "/demo"],
+            Listener::Main {
+                metrics: false,
+                demo: false,
+            } => &["/ws", "/healthz", "/client.js", "/admin"],
+            Listener::Metrics => &["/metrics", "/healthz"],
+        }
+    }
+
+    /// Whether the HTTP API (every path under [`API_PREFIX`]) is served here: on the main
+    /// listener.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Listener::Main { .. })
+    }
+
+    fn serves(self, path: &str) -> bool {
+        self.paths().contains(&path) || (self.serves_api() && path.starts_with(API_PREFIX))
+    }
+
     /// Whether its sockets speak TLS when the server has a certificate: the main listener
     /// does; the metrics listener stays plain HTTP (a scraper on a private network).
     pub fn uses_tls(self) -> bool {
@@ -129,15 +176,7 @@ impl Listener {
 /// [`route`] for a request that arrived on `listener`.
 pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPolicy) -> Route {
     let path = path_of(head.target);
-    let served = match listener {
-        Listener::Main { metrics, demo } => match path {
-            "/metrics" => metrics,
-            "/demo" => demo,
-            _ => true,
-        },
-        Listener::Metrics => matches!(path, "/metrics" | "/healthz"),
-    };
-    if !served {
+    if !listener.serves(path) {
         return Route::Reject(HttpResponse::error(404, "not found"));
     }
     match path {
@@ -157,7 +196,7 @@ pub fn route_on(listener: Listener, head: &RequestHead<'_>, origins: &OriginPoli
         )),
         "/admin" => Route::Asset(assets::serve_page(head.method, assets::ADMIN_HTML)),
         "/demo" => Route::Asset(assets::serve_page(head.method, assets::DEMO_HTML)),
-        path if path.starts_with("/api/") => Route::Api,
+        path if path.starts_with(API_PREFIX) => Route::Api,
         _ => Route::Reject(HttpResponse::error(404, "not found")),
     }
 }

@@ -25,7 +25,8 @@ async fn until_counted(server: &TestServer, family: &str, labels: &[&str], expec
 }
 
 /// Every way an upgrade request ends is counted under its status: 101, 400, 401, 403, 405,
-/// 408, 426, 429, 431 and 503.
+/// 408 (where the server reads request heads itself: [`Adapter::HEAD_TIMEOUT`]), 426, 429, 431
+/// and 503.
 pub async fn metrics_count_every_handshake_result_by_status<A: Adapter>() {
     let mut settings = Settings {
         allowed_origins: Some("https://app.example".into()),
@@ -58,11 +59,13 @@ pub async fn metrics_count_every_handshake_result_by_status<A: Adapter>() {
             .await
             .assert_status(*status, "refused upgrade");
     }
-    // 408: a socket that never completes its request head.
-    let mut silent = TcpStream::connect(addr).await.expect("connect");
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(WAIT, silent.read_to_end(&mut answer)).await;
-    assert!(answer.starts_with(b"HTTP/1.1 408"), "{answer:?}");
+    // 408: a socket that never completes its request head (a server that reads its own).
+    if A::HEAD_TIMEOUT {
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(WAIT, silent.read_to_end(&mut answer)).await;
+        assert!(answer.starts_with(b"HTTP/1.1 408"), "{answer:?}");
+    }
     // 429: a second connection is allowed from 127.0.0.1, the third is not.
     let _bob = Client::anon(&server, "bob").await;
     exchange_then_closed(addr, &upgrade_request("/ws", &[]))
@@ -78,16 +81,19 @@ pub async fn metrics_count_every_handshake_result_by_status<A: Adapter>() {
         )
         .await;
     }
-    until_counted(&server, "switchboard_handshakes", &["408"], 1.0).await;
+    if A::HEAD_TIMEOUT {
+        until_counted(&server, "switchboard_handshakes", &["408"], 1.0).await;
+    }
     until_counted(&server, "switchboard_handshakes", &["101"], 2.0).await;
     until_counted(&server, "switchboard_handshakes", &["429"], 1.0).await;
     let scrape = server.scrape().await;
     assert_eq!(scrape.value("switchboard_handshakes", &["503"]), Some(0.0));
     assert_eq!(scrape.value("switchboard_auth_failures", &[]), Some(1.0));
     let timed = scrape.value("switchboard_handshake_duration_seconds", &[]);
+    let answers = if A::HEAD_TIMEOUT { 10.0 } else { 9.0 };
     assert_eq!(
         timed,
-        Some(10.0),
+        Some(answers),
         "one duration per answer:\n{}",
         scrape.text()
     );

@@ -562,3 +562,39 @@ proptest::proptest! {
         let _ = route_policy(&method, &target, &headers, &policy);
     }
 }
+
+#[test]
+fn a_listener_serves_exactly_its_paths_and_the_api_prefix() {
+    let listeners = [false, true]
+        .into_iter()
+        .flat_map(|metrics| [false, true].map(|demo| Listener::Main { metrics, demo }))
+        .chain([Listener::Metrics]);
+    for listener in listeners {
+        let on = |target| {
+            let head = RequestHead {
+                method: "GET",
+                target,
+                headers: &[],
+            };
+            route_on(listener, &head, &OriginPolicy::any())
+        };
+        let not_found = |r: &Route| matches!(r, Route::Reject(r) if r.status == 404);
+        for path in listener.paths() {
+            assert!(!not_found(&on(path)), "{listener:?} serves {path}");
+        }
+        for path in [
+            "/ws",
+            "/healthz",
+            "/metrics",
+            "/client.js",
+            "/admin",
+            "/demo",
+        ] {
+            if !listener.paths().contains(&path) {
+                assert!(not_found(&on(path)), "{listener:?} does not serve {path}");
+            }
+        }
+        assert_eq!(on("/api/stats") == Route::Api, listener.serves_api());
+        assert!(not_found(&on("/elsewhere")), "{listener:?}");
+    }
+}
